@@ -1,0 +1,14 @@
+//! Any bytes through every stage that reads Dockerfile text: parse, dump,
+//! JSON, typed instructions. Only a panic, a hang or a crash is a finding.
+#![no_main]
+
+use hoist::dockerfile::{instructions, parse_bytes};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(file) = parse_bytes(data) {
+        let _ = file.dump();
+        let _ = serde_json::to_string(&file);
+        let _ = instructions::typed(&file);
+    }
+});
