@@ -5,6 +5,7 @@ mod common;
 
 use std::fs;
 
+use hoist::dockerfile::shell::ShellLexer;
 use hoist::dockerfile::{instructions, parse, parse_bytes};
 
 /// xorshift64*: a fixed seed keeps failures reproducible.
@@ -28,6 +29,13 @@ fn exercise(bytes: &[u8]) {
         let _ = file.dump();
         let _ = serde_json::to_string(&file).unwrap();
         let _ = instructions::typed(&file);
+        let lexer = ShellLexer::new(file.escape);
+        let env = [("A", "1"), ("PATH", "/bin")];
+        for node in &file.nodes {
+            for arg in &node.args {
+                let _ = lexer.process_words(arg, &env);
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 
 pub mod instructions;
 pub mod parse;
-
+pub mod shell;
 pub use parse::{Dockerfile, Node, parse, parse_bytes};
 
 use std::fmt::Write as _;
