@@ -5,3 +5,4 @@
 //! usable without the CLI.
 
 pub mod dockerfile;
+pub mod layer;
