@@ -22,7 +22,12 @@ fn corpus() -> String {
     cases.sort();
     let mut all = String::new();
     for case in cases {
-        all.push_str(&fs::read_to_string(case).unwrap());
+        let text = fs::read_to_string(case).unwrap();
+        // A case that ends in a continuation would swallow the next one.
+        if text.trim_end().ends_with(['\\', '`']) {
+            continue;
+        }
+        all.push_str(&text);
         all.push('\n');
     }
     all
@@ -40,8 +45,12 @@ fn bench(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(text.len() as u64));
         group.sample_size(10);
         group.bench_function(format!("{mib}MiB_{nodes}_instructions"), |b| b.iter(|| parse(&text).unwrap()));
-        group.bench_function(format!("{mib}MiB_typed"), |b| {
-            b.iter(|| instructions::typed(&parse(&text).unwrap()).is_ok())
+        // Parse, then type every instruction (some cases are invalid on
+        // purpose, so errors are counted, not fatal).
+        group.bench_function(format!("{mib}MiB_parse_and_type"), |b| {
+            b.iter(|| {
+                parse(&text).unwrap().nodes.iter().filter(|n| instructions::instruction(n).is_ok()).count()
+            })
         });
     }
     group.finish();

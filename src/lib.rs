@@ -1,8 +1,11 @@
 //! hoist: a daemonless Dockerfile build engine.
 //!
 //! The pipeline (see DESIGN.md): [`dockerfile`] parses Dockerfiles into typed
-//! instructions; later stages plan, solve and export images. The library is
+//! instructions; [`layer`], [`image`] and [`store`] hold images and move them
+//! in and out; later stages plan, solve and export. The library is
 //! usable without the CLI.
 
 pub mod dockerfile;
+pub mod image;
 pub mod layer;
+pub mod store;

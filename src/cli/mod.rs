@@ -1,15 +1,23 @@
 //! Subcommands. Exit codes: 0 success, 1 a user error (bad Dockerfile, bad
-//! input), 2 a usage error (clap's own).
+//! input, no such image), 2 a usage error (clap's own).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use hoist::store::Store;
+
+mod images;
 mod parse;
 
 #[derive(Parser)]
 #[command(name = "hoist", version, about = "A daemonless Dockerfile build engine", propagate_version = true)]
 struct Cli {
+    /// The store directory [default: $HOIST_ROOT, /var/lib/hoist for root,
+    /// else $XDG_DATA_HOME/hoist or ~/.local/share/hoist]
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -18,15 +26,64 @@ struct Cli {
 enum Command {
     /// Parse a Dockerfile and print its syntax tree, or the first error
     Parse(parse::Args),
+    /// Create an image from a root filesystem tarball
+    Import(images::ImportArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Give an image another name
+    Tag(images::TagArgs),
+    /// Remove images (untag, and delete blobs no other image uses)
+    Rmi(images::RmiArgs),
+    /// Show an image's details as JSON
+    Inspect(images::InspectArgs),
+    /// Show how an image's layers were made
+    History(images::HistoryArgs),
+    /// Write images to a tar archive that `docker load` reads
+    Save(images::SaveArgs),
+    /// Read images from a docker-archive or OCI archive
+    Load(images::LoadArgs),
 }
 
 /// An error already shown to the user, mapped to an exit code.
 pub struct Failure(pub u8);
 
+impl Failure {
+    /// Prints `error: …` (and the causes) and fails with exit code 1.
+    pub fn report(error: impl std::fmt::Display) -> Failure {
+        eprintln!("error: {error}");
+        Failure(1)
+    }
+}
+
+/// The store the command works on.
+pub struct Context {
+    root: Option<PathBuf>,
+}
+
+impl Context {
+    pub fn store(&self) -> Result<Store, Failure> {
+        let root = self.root.clone().unwrap_or_else(Store::default_root);
+        Store::open(&root).map_err(|e| {
+            eprintln!("error: cannot open the store at {}: {e}", root.display());
+            eprintln!("hint: choose another with --root DIR or HOIST_ROOT");
+            Failure(1)
+        })
+    }
+}
+
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    let context = Context { root: cli.root };
     let result = match cli.command {
         Command::Parse(args) => parse::run(args),
+        Command::Import(args) => images::import(&context, args),
+        Command::Images(args) => images::images(&context, args),
+        Command::Tag(args) => images::tag(&context, args),
+        Command::Rmi(args) => images::rmi(&context, args),
+        Command::Inspect(args) => images::inspect(&context, args),
+        Command::History(args) => images::history(&context, args),
+        Command::Save(args) => images::save(&context, args),
+        Command::Load(args) => images::load(&context, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

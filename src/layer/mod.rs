@@ -29,6 +29,7 @@
 //! [`DigestReader`] compute `sha256:` digests of streams in passing; no
 //! layer is ever buffered whole.
 
+pub mod check;
 mod compression;
 mod destination;
 mod digest;

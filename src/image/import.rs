@@ -1,0 +1,76 @@
+//! `hoist import`: a one-layer image from a root filesystem tarball (plain,
+//! gzip or zstd), as `docker import` makes it, with `--change` instructions
+//! applied to its configuration.
+
+use std::io::Read;
+use std::time::SystemTime;
+
+use super::config::{History, ImageConfig, rfc3339};
+use super::reference::Reference;
+use crate::dockerfile::{self, instructions};
+use crate::store::{Image, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("--change {change:?}: {message}")]
+    Change { change: String, message: String },
+    #[error("{source_name} is not a usable root filesystem tarball: {problem}")]
+    Layer { source_name: String, problem: crate::layer::check::TarProblem },
+}
+
+/// What to record besides the layer.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// Dockerfile instructions applied to the config (`CMD ["sh"]`, …).
+    pub changes: Vec<String>,
+    /// The history comment; Docker writes "Imported from <source>".
+    pub message: Option<String>,
+    /// How the input is named in messages and in the history.
+    pub source_name: String,
+}
+
+/// Imports a rootfs tarball as a new image, tagged `name` if given.
+pub fn import(
+    store: &Store,
+    input: impl Read,
+    name: Option<&Reference>,
+    options: &ImportOptions,
+) -> Result<Image, ImportError> {
+    let mut config = ImageConfig::new_for_host();
+    for change in &options.changes {
+        apply_change(&mut config, change)?;
+    }
+    let _lock = store.lock(false)?;
+    let layer = store.stage(input)?;
+    if let Err(problem) = &layer.tar {
+        return Err(ImportError::Layer {
+            source_name: options.source_name.clone(),
+            problem: problem.clone(),
+        });
+    }
+    let created = rfc3339(SystemTime::now());
+    let comment = options.message.clone().unwrap_or_else(|| format!("Imported from {}", options.source_name));
+    config.created = Some(created.clone());
+    config.rootfs.diff_ids = vec![layer.digest.to_string()];
+    config.history = vec![History { created: Some(created), comment: Some(comment), ..History::default() }];
+    let config_bytes = serde_json::to_vec(&config).expect("config serialises");
+    let config_digest = store.put_blob(&config_bytes)?;
+    let size = layer.size;
+    let layer_digest = layer.commit()?;
+    let descriptor = store.write_manifest(&config_digest, &[(layer_digest, size)])?;
+    let names: Vec<Reference> = name.cloned().into_iter().collect();
+    Ok(store.add_image(&descriptor, &names)?)
+}
+
+/// Parses one `--change` as a Dockerfile instruction and applies it.
+pub fn apply_change(config: &mut ImageConfig, change: &str) -> Result<(), ImportError> {
+    let err = |message: String| ImportError::Change { change: change.to_string(), message };
+    let file = dockerfile::parse(&format!("FROM scratch\n{change}\n")).map_err(|e| err(e.message))?;
+    let typed = instructions::typed(&file).map_err(|e| err(e.message))?;
+    if typed.len() != 2 {
+        return Err(err("give exactly one instruction per --change".into()));
+    }
+    config.apply(&typed[1].command).map_err(|e| err(e.0))
+}
