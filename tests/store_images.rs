@@ -252,3 +252,51 @@ fn unprivileged_user_gets_a_store_in_their_home() {
     as_nobody(&[("HOME", &home), ("XDG_DATA_HOME", &xdg)]);
     assert!(xdg.join("hoist/index.json").is_file());
 }
+
+#[test]
+fn history_shows_empty_layer_rows_newest_first() {
+    use std::io::Write as _;
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("store");
+    let rootfs = busybox_rootfs(work.path());
+    let layer = std::fs::read(&rootfs).unwrap();
+    let layer_hex = sha256_hex(&layer);
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","created":"2024-01-02T03:04:05Z","config":{{"Cmd":["sh"]}},"rootfs":{{"type":"layers","diff_ids":["sha256:{layer_hex}"]}},"history":[{{"created":"2024-01-02T03:04:05Z","created_by":"/bin/sh -c #(nop) ADD file:abc in / "}},{{"created":"2024-01-02T03:04:06Z","created_by":"/bin/sh -c #(nop)  CMD [\"sh\"]","empty_layer":true}}]}}"#
+    );
+    let config_hex = sha256_hex(config.as_bytes());
+    let manifest = format!(
+        r#"[{{"Config":"{config_hex}.json","RepoTags":["hist:1"],"Layers":["{layer_hex}/layer.tar"]}}]"#
+    );
+    let mut builder = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (format!("{layer_hex}/layer.tar"), layer),
+        (format!("{config_hex}.json"), config.into_bytes()),
+        ("manifest.json".to_string(), manifest.into_bytes()),
+    ] {
+        let mut header = tar::Header::new_ustar();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, data.as_slice()).unwrap();
+    }
+    let archive = work.path().join("old-format.tar");
+    std::fs::File::create(&archive).unwrap().write_all(&builder.into_inner().unwrap()).unwrap();
+    assert_eq!(hoist_ok(&root, &["load", "-i", archive.to_str().unwrap()]), "Loaded image: hist:1\n");
+    let history = hoist_ok(&root, &["history", "hist:1"]);
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(lines.len(), 3, "{history}");
+    assert!(lines[1].starts_with(&config_hex[..12]), "top row shows the image ID: {history}");
+    assert!(lines[1].contains("/bin/sh -c #(nop)  CMD [\"sh\"]") && lines[1].contains("0B"), "{history}");
+    assert!(
+        lines[2].starts_with("<missing>") && lines[2].contains("/bin/sh -c #(nop) ADD file:abc in /"),
+        "{history}"
+    );
+    assert!(lines[2].contains("MB"), "{history}");
+    let full = hoist_ok(&root, &["history", "--no-trunc", "hist:1"]);
+    assert!(full.contains(&format!("sha256:{config_hex}")), "{full}");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -54,7 +54,7 @@ impl Dockerd {
     }
 
     pub fn docker(&self, args: &[&str]) -> Output {
-        Command::new("docker")
+        Command::new("/usr/bin/docker")
             .arg("-H")
             .arg(format!("unix://{}", self.socket().display()))
             .args(args)
