@@ -4,9 +4,10 @@
 #
 #     benches/save_load.sh [SIZE_MIB]      (default 1024)
 #
-# Run as root or as a user with a writable $TMPDIR; the page cache is warm
-# for every measurement (each file is read once before it is timed), so the
-# figures compare CPU and write cost, not the disk's read speed.
+# Each measurement is taken twice: cold (page cache dropped first, needs
+# root) and warm (the input was just read). cat reads the same archive to
+# /dev/null: its throughput is the machine's read speed for those bytes.
+# hoist load also writes every byte and fsyncs it, as the store must.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-1024}
@@ -30,17 +31,20 @@ measure() {
 }
 mbps() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / 1e6 / (s > 0 ? s : 0.001) }'; }
 
-"$hoist" --root "$work/store" save -o "$work/warm.tar" bench:1
-bytes=$(stat -c %s "$work/warm.tar")
-cat "$work/warm.tar" > /dev/null
-read -r cat_s cat_kib < <(measure sh -c "cat '$work/warm.tar' > '$work/cat-copy.tar'")
-rm -f "$work/cat-copy.tar" "$work/warm.tar"
-read -r save_s save_kib < <(measure "$hoist" --root "$work/store" save -o "$work/saved.tar" bench:1)
-cat "$work/saved.tar" > /dev/null
-read -r load_s load_kib < <(measure "$hoist" --root "$work/other" load -q -i "$work/saved.tar")
+drop_caches() { sync; if [ -w /proc/sys/vm/drop_caches ]; then echo 3 > /proc/sys/vm/drop_caches; fi; }
+row() { printf '%-34s %8s %8s %9s MiB\n' "$1" "$2" "$(mbps "$bytes" "$2")" "$(($3 / 1024))"; }
 
-printf '%-28s %10s %10s %12s\n' "" "seconds" "MB/s" "peak RSS"
-printf '%-28s %10s %10s %9s MiB\n' "cat archive > file" "$cat_s" "$(mbps "$bytes" "$cat_s")" "$((cat_kib / 1024))"
-printf '%-28s %10s %10s %9s MiB\n' "hoist save -o file" "$save_s" "$(mbps "$bytes" "$save_s")" "$((save_kib / 1024))"
-printf '%-28s %10s %10s %9s MiB\n' "hoist load -i file" "$load_s" "$(mbps "$bytes" "$load_s")" "$((load_kib / 1024))"
-echo "archive: $bytes bytes"
+"$hoist" --root "$work/store" save -o "$work/saved.tar" bench:1
+bytes=$(stat -c %s "$work/saved.tar")
+printf '%-34s %8s %8s %13s\n' "" "seconds" "MB/s" "peak RSS"
+for cache in cold warm; do
+  [ $cache = cold ] && drop_caches || cat "$work/saved.tar" > /dev/null
+  read -r s kib < <(measure cat "$work/saved.tar"); row "cat archive > /dev/null ($cache)" "$s" "$kib"
+  rm -f "$work/saved.tar"
+  [ $cache = cold ] && drop_caches || cat "$work/store/blobs/sha256/"* > /dev/null
+  read -r s kib < <(measure "$hoist" --root "$work/store" save -o "$work/saved.tar" bench:1); row "hoist save -o file ($cache)" "$s" "$kib"
+  rm -rf "$work/other"
+  [ $cache = cold ] && drop_caches || cat "$work/saved.tar" > /dev/null
+  read -r s kib < <(measure "$hoist" --root "$work/other" load -q -i "$work/saved.tar"); row "hoist load -i file ($cache)" "$s" "$kib"
+done
+echo "archive: $bytes bytes; $(nproc) cores; $(uname -r)"

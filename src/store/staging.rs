@@ -7,13 +7,13 @@
 
 use std::cell::Cell;
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::rc::Rc;
 
 use super::{Result, Store, StoreError, io_error, sync_dir};
 use crate::layer::check::{TarCheck, TarProblem, TarSummary};
-use crate::layer::{Compression, Decoder, Digest, DigestReader, DigestWriter};
+use crate::layer::{Compression, Digest, DigestReader, DigestWriter};
 
 /// Content that decompresses to more than this many times its compressed
 /// size, and to more than [`BOMB_FLOOR`] bytes, is refused as a
@@ -122,24 +122,34 @@ impl Store {
             tar: Ok(TarSummary::default()),
         };
         let consumed = Rc::new(Cell::new(0u64));
-        let mut raw = DigestReader::new(Counting { inner: input, count: consumed.clone() });
+        let mut input = BufReader::with_capacity(1 << 20, Counting { inner: input, count: consumed.clone() });
+        let magic = input
+            .fill_buf()
+            .map_err(|e| StoreError::Invalid { what: "input".into(), reason: e.to_string() })?;
+        let compression = Compression::detect(magic);
         let mut check = TarCheck::new();
         let mut tee = Tee { file: DigestWriter::new(file), check: &mut check };
-        let decoder = Decoder::detect(BufReader::with_capacity(1 << 20, &mut raw))
-            .map_err(|e| StoreError::Invalid { what: "input".into(), reason: e.to_string() })?;
-        let compression = decoder.compression();
-        copy_limited(decoder, &mut tee, &path, compression, &consumed)?;
+        if compression == Compression::None {
+            // Given bytes and content are the same: hash them once.
+            copy_limited(input, &mut tee, &path, compression, &consumed)?;
+        } else {
+            let mut raw = DigestReader::new(input);
+            let decoder = compression
+                .decompress(BufReader::with_capacity(1 << 20, &mut raw))
+                .map_err(|e| StoreError::Invalid { what: "input".into(), reason: e.to_string() })?;
+            copy_limited(decoder, &mut tee, &path, compression, &consumed)?;
+            staged.raw_digest = raw.digest();
+        }
         let Tee { file, .. } = tee;
         staged.size = file.byte_count();
         staged.digest = file.digest();
         file.into_inner().sync_all().map_err(io_error(&path))?;
-        staged.raw_digest = raw.digest();
-        staged.raw_size = raw.byte_count();
+        if compression == Compression::None {
+            staged.raw_digest = staged.digest;
+        }
+        staged.raw_size = consumed.get();
         staged.compression = compression;
         staged.tar = check.finish();
-        if compression == Compression::None {
-            debug_assert_eq!(staged.raw_digest, staged.digest);
-        }
         Ok(staged)
     }
 }
