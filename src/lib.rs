@@ -9,4 +9,5 @@ pub mod dockerfile;
 pub mod image;
 pub mod layer;
 pub mod plan;
+pub mod progress;
 pub mod store;
