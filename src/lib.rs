@@ -5,6 +5,7 @@
 //! in and out; later stages plan, solve and export. The library is
 //! usable without the CLI.
 
+pub mod context;
 pub mod dockerfile;
 pub mod image;
 pub mod layer;
