@@ -1,0 +1,244 @@
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// The filesystem the process sees as `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootFs {
+    /// A plain directory, bind-mounted as the root; writes land in it.
+    Dir(PathBuf),
+    /// An overlay mounted by the sandbox inside its own mount namespace.
+    Overlay {
+        /// Lower layers, topmost first.
+        lower: Vec<PathBuf>,
+        /// Where writes land.
+        upper: PathBuf,
+        /// Overlayfs work dir, empty, on the same filesystem as `upper`. After
+        /// a run the sandbox leaves its `work` subdir mode 0700 (overlayfs
+        /// makes it 000), so that a rootless caller can delete it.
+        work: PathBuf,
+    },
+}
+
+/// The network the process gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// A fresh network namespace with only `lo`, up.
+    #[default]
+    None,
+    /// The host's network namespace.
+    Host,
+}
+
+/// An extra bind mount from the host into the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    /// Host path (file or directory).
+    pub source: PathBuf,
+    /// Absolute path inside the sandbox.
+    pub target: String,
+    pub readonly: bool,
+}
+
+/// A resource limit, applied to the process before exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rlimit {
+    pub resource: RlimitResource,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// The resources `setrlimit` knows, named as Docker's `--ulimit` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RlimitResource {
+    As,
+    Core,
+    Cpu,
+    Data,
+    Fsize,
+    Locks,
+    Memlock,
+    Msgqueue,
+    Nice,
+    Nofile,
+    Nproc,
+    Rss,
+    Rtprio,
+    Rttime,
+    Sigpending,
+    Stack,
+}
+
+impl RlimitResource {
+    /// Parses Docker's `--ulimit` name (`nofile`, `nproc`, …).
+    pub fn from_name(name: &str) -> Option<Self> {
+        use RlimitResource::*;
+        Some(match name {
+            "as" => As,
+            "core" => Core,
+            "cpu" => Cpu,
+            "data" => Data,
+            "fsize" => Fsize,
+            "locks" => Locks,
+            "memlock" => Memlock,
+            "msgqueue" => Msgqueue,
+            "nice" => Nice,
+            "nofile" => Nofile,
+            "nproc" => Nproc,
+            "rss" => Rss,
+            "rtprio" => Rtprio,
+            "rttime" => Rttime,
+            "sigpending" => Sigpending,
+            "stack" => Stack,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn raw(self) -> libc::__rlimit_resource_t {
+        use RlimitResource::*;
+        match self {
+            As => libc::RLIMIT_AS,
+            Core => libc::RLIMIT_CORE,
+            Cpu => libc::RLIMIT_CPU,
+            Data => libc::RLIMIT_DATA,
+            Fsize => libc::RLIMIT_FSIZE,
+            Locks => libc::RLIMIT_LOCKS,
+            Memlock => libc::RLIMIT_MEMLOCK,
+            Msgqueue => libc::RLIMIT_MSGQUEUE,
+            Nice => libc::RLIMIT_NICE,
+            Nofile => libc::RLIMIT_NOFILE,
+            Nproc => libc::RLIMIT_NPROC,
+            Rss => libc::RLIMIT_RSS,
+            Rtprio => libc::RLIMIT_RTPRIO,
+            Rttime => libc::RLIMIT_RTTIME,
+            Sigpending => libc::RLIMIT_SIGPENDING,
+            Stack => libc::RLIMIT_STACK,
+        }
+    }
+}
+
+/// What the process reads on standard input.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Stdin {
+    /// `/dev/null`.
+    #[default]
+    Null,
+    /// The caller's standard input.
+    Inherit,
+    /// These bytes, then end of file.
+    Bytes(Vec<u8>),
+}
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A callback receiving output chunks as they arrive.
+pub type OutputSink = Box<dyn FnMut(Stream, &[u8]) + Send>;
+
+/// Where the process's stdout and stderr go.
+#[derive(Default)]
+pub enum Output {
+    /// The caller's stdout and stderr.
+    #[default]
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// Streamed to the callback, each stream in order, as it arrives.
+    Capture(OutputSink),
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Inherit => f.write_str("Inherit"),
+            Output::Null => f.write_str("Null"),
+            Output::Capture(_) => f.write_str("Capture(..)"),
+        }
+    }
+}
+
+/// Everything about one sandboxed process. Build with [`SandboxSpec::new`]
+/// and set the fields that differ from the defaults.
+#[derive(Debug)]
+pub struct SandboxSpec {
+    pub root: RootFs,
+    /// The command; `argv[0]` is looked up on the sandbox's `PATH` when it has no `/`.
+    pub argv: Vec<String>,
+    /// `KEY=VALUE` pairs. `PATH` and `HOME` get Docker's defaults when missing.
+    pub env: Vec<String>,
+    /// Working directory inside the sandbox; created (owned by the user) when missing.
+    pub cwd: String,
+    /// `name`, `uid`, `uid:gid`, `name:group`; `None` is root.
+    pub user: Option<String>,
+    pub hostname: String,
+    pub network: Network,
+    /// Content of `/etc/hosts`; `None` generates Docker's default.
+    pub hosts: Option<String>,
+    /// Content of `/etc/resolv.conf`; `None` copies the host's (host network)
+    /// or writes one without nameservers (no network).
+    pub resolv_conf: Option<String>,
+    pub mounts: Vec<BindMount>,
+    pub timeout: Option<Duration>,
+    pub rlimits: Vec<Rlimit>,
+    pub stdin: Stdin,
+    pub output: Output,
+    /// Set to `true` from any thread to kill the process tree.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl SandboxSpec {
+    /// A spec running `argv` as root in `/`, hostname `hoist`, no network,
+    /// no timeout, stdin from `/dev/null`, output inherited.
+    pub fn new(root: RootFs, argv: Vec<String>) -> Self {
+        SandboxSpec {
+            root,
+            argv,
+            env: Vec::new(),
+            cwd: "/".to_string(),
+            user: None,
+            hostname: "hoist".to_string(),
+            network: Network::None,
+            hosts: None,
+            resolv_conf: None,
+            mounts: Vec::new(),
+            timeout: None,
+            rlimits: Vec::new(),
+            stdin: Stdin::Null,
+            output: Output::Inherit,
+            cancel: None,
+        }
+    }
+}
+
+/// How the process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Exited(i32),
+    /// Killed by this signal (`SIGKILL` after a timeout or cancellation).
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    pub fn success(self) -> bool {
+        self == ExitStatus::Exited(0)
+    }
+}
+
+/// The result of a sandbox run whose process was started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub status: ExitStatus,
+    pub timed_out: bool,
+    pub cancelled: bool,
+    pub duration: Duration,
+    /// Paths (relative to the root, e.g. `etc/hosts`) that did not exist and
+    /// were created only to mount onto. The sandbox removes them again before
+    /// returning, but an overlay may keep a copied-up parent directory (e.g.
+    /// `etc`) in its upper dir; a snapshot diff should ignore these paths.
+    pub created_mount_points: Vec<PathBuf>,
+}
