@@ -12,4 +12,6 @@ pub mod layer;
 pub mod plan;
 pub mod progress;
 pub mod sandbox;
+pub mod snapshot;
+pub mod solve;
 pub mod store;

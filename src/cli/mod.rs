@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use hoist::store::Store;
 
+mod build;
 mod images;
 mod parse;
 
@@ -24,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile and a context
+    Build(build::Args),
     /// Parse a Dockerfile and print its syntax tree, or the first error
     Parse(parse::Args),
     /// Create an image from a root filesystem tarball
@@ -75,6 +78,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let context = Context { root: cli.root };
     let result = match cli.command {
+        Command::Build(args) => build::run(&context, args),
         Command::Parse(args) => parse::run(args),
         Command::Import(args) => images::import(&context, args),
         Command::Images(args) => images::images(&context, args),

@@ -135,6 +135,9 @@ pub enum Base {
     Stage(usize),
 }
 
+/// The PATH BuildKit sets when a base image has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 /// Args proxies may set without a declaration; they are not recorded in
 /// the image history unless declared.
 pub const PROXY_ARGS: [&str; 8] = [
@@ -589,6 +592,11 @@ fn plan_stage(
     consumed: &mut BTreeSet<String>,
 ) -> Result<StagePlan, PlanError> {
     let mut config = base_config.clone();
+    // BuildKit gives a stage whose base sets no PATH the default one, in
+    // the image config as well as for RUN.
+    if !matches!(header.base, Base::Stage(_)) && !config.config.env.iter().any(|e| e.starts_with("PATH=")) {
+        config.config.env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    }
     // ONBUILD triggers of the base run first, then are not inherited.
     let mut triggers: Vec<Instruction> = Vec::new();
     for expression in std::mem::take(&mut config.config.on_build) {

@@ -22,8 +22,24 @@ fn plan_of(src: &str, args: &[(&str, &str)], images: &[&str]) -> Plan {
     plan(&typed(src), &request(args), &images_for(images)).unwrap()
 }
 
+/// The stage's env without the default PATH every stage gets.
 fn env_of(plan: &Plan, stage: usize) -> Vec<String> {
-    plan.stages[stage].config.config.env.clone()
+    let default = format!("PATH={DEFAULT_PATH}");
+    plan.stages[stage].config.config.env.iter().filter(|e| **e != default).cloned().collect()
+}
+
+#[test]
+fn a_base_without_path_gets_the_default_one_first() {
+    let scratch = plan_of("FROM scratch\nENV A=1\nENV PATH=/opt:$PATH\n", &[], &[]);
+    assert_eq!(
+        scratch.stages[0].config.config.env,
+        vec![format!("PATH=/opt:{DEFAULT_PATH}"), "A=1".to_string()]
+    );
+    let mut base = ImageConfig::new_for_host();
+    base.config.env = vec!["PATH=/custom".into()];
+    let images: HashMap<String, ImageConfig> = [("base:1".to_string(), base)].into();
+    let own = plan(&typed("FROM base:1\n"), &request(&[]), &images).unwrap();
+    assert_eq!(own.stages[0].config.config.env, vec!["PATH=/custom"]);
 }
 
 #[test]

@@ -150,6 +150,11 @@ fn mount_fs(fstype: &str, target: &Path, flags: libc::c_ulong, data: &str) -> Re
     )
 }
 
+/// Overlay options the snapshot diff relies on (`userxattr` refuses
+/// `redirect_dir=off`, hence `nofollow`).
+const OVERLAY_OPTIONS: [(&std::ffi::CStr, &std::ffi::CStr); 3] =
+    [(c"redirect_dir", c"nofollow"), (c"metacopy", c"off"), (c"index", c"off")];
+
 /// Mounts the overlay with the new mount API, one `lowerdir+` per layer, so
 /// the layer count is not limited by the page-sized option string.
 fn mount_overlay_fsconfig(
@@ -174,6 +179,12 @@ fn mount_overlay_fsconfig(
     }
     step("overlay upperdir", sys::fsconfig_string(&fs, c"upperdir", &c(upper)?))?;
     step("overlay workdir", sys::fsconfig_string(&fs, c"workdir", &c(work)?))?;
+    // Every copy-up must be a whole file in the upper dir, with no
+    // redirects or index entries, for the snapshot diff to read it as a
+    // layer: whatever the kernel's defaults are.
+    for (key, value) in OVERLAY_OPTIONS {
+        step(&format!("overlay {}", key.to_string_lossy()), sys::fsconfig_string(&fs, key, value))?;
+    }
     if userns {
         step("overlay userxattr", sys::fsconfig_flag(&fs, c"userxattr"))?;
     }
@@ -205,6 +216,9 @@ fn mount_overlay_classic(
     };
     let lowers: Vec<String> = lower.iter().map(|l| rel(l)).collect();
     let mut data = format!("lowerdir={},upperdir={},workdir={}", lowers.join(":"), rel(upper), rel(work));
+    for (key, value) in OVERLAY_OPTIONS {
+        data.push_str(&format!(",{}={}", key.to_string_lossy(), value.to_string_lossy()));
+    }
     if userns {
         data.push_str(",userxattr");
     }

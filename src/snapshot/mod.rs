@@ -1,0 +1,381 @@
+//! Snapshots: the root filesystems builds and runs work in. [`Snapshots`]
+//! unpacks each base layer once, with the safe extractor
+//! [`layer::extract`](crate::layer::extract), into a directory of its own
+//! under `<store>/snapshots/sha256/<chain id>` ([`chain_ids`], as OCI
+//! defines them), shared by every build and run. A layer directory holds
+//! only that layer's files, overlayfs style: a whiteout is a 0/0 character
+//! device and an opaque directory carries `trusted.overlay.opaque=y`
+//! (`user.overlay.opaque=y` when unpacked rootless, for a `userxattr`
+//! mount), so a stack of them serves as overlay lower dirs. Unpacking goes
+//! to a temporary directory renamed into place under a per-layer lock, so a
+//! crash never leaves a half-unpacked layer that looks complete, and
+//! concurrent processes wait for each other. [`Snapshots::prepare`] gives a
+//! [`WorkingRoot`] in `snapshots/work/<id>/`: with [`Snapshotter::Overlay`]
+//! a fresh upper and work dir and a [`RootDescription`] the sandbox mounts
+//! in its own mount namespace (this module never mounts anything; the
+//! mount must keep `metacopy=off` and `redirect_dir=nofollow`, see
+//! [`RootDescription::overlay_options`]); with [`Snapshotter::Copy`], for
+//! kernels or filesystems where overlay cannot be mounted, a directory
+//! holding the merged lower layers, copied (reflinked where possible), with
+//! the state of every path recorded. [`WorkingRoot::diff`] turns the
+//! changes into a layer with OCI whiteouts through
+//! [`LayerWriter`](crate::layer::LayerWriter); both snapshotters give the
+//! byte-identical layer for the same change. [`WorkingRoot::release`] (or
+//! drop) removes the working dir; one left by a killed process is removed
+//! by the next [`Snapshots::open`], which tells live from dead by a lock
+//! held while in use. Which snapshotter: `HOIST_SNAPSHOTTER=overlay|copy`,
+//! else [`overlay_supported`] probes with a test mount in a child process.
+//! Ids: as root, unpacking keeps the owners a layer records (or remaps them
+//! by an [`IdMap`]); rootless, files are owned by the unpacking user. The
+//! diff translates on-disk owners back through the [`IdMap`] to the ids the
+//! container saw, so a rootless build (container 0 → host user) records
+//! its files as 0:0; ids the map does not cover become 65534, the kernel's
+//! overflow id. The original owners of base files unpacked rootless are
+//! not kept: a base file copied up rootless is recorded as owned by the
+//! container's root. A store's layer dirs are unpacked with one mapping
+//! (the store is per user), since they are keyed by chain ID alone.
+//! Many layers do not fit the `lowerdir=` option string; the sandbox
+//! passes them with `fsconfig` (`lowerdir+`), top first as listed.
+
+mod diff;
+mod lower;
+mod probe;
+mod unpack;
+mod view;
+mod working;
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use crate::layer::{Digest, IdMapping, LayerError};
+use crate::store::{Image, Store, StoreError};
+
+pub use probe::overlay_supported;
+pub use view::{Found, MergedView, components};
+pub use working::{RootDescription, WorkingRoot};
+
+/// Everything that can go wrong with snapshots.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot unpack layer {diff_id}: {source}")]
+    Unpack {
+        diff_id: Digest,
+        #[source]
+        source: LayerError,
+    },
+    #[error("cannot write the layer diff: {0}")]
+    Diff(#[source] LayerError),
+    #[error("HOIST_SNAPSHOTTER={value:?} names no snapshotter: use `overlay` or `copy`")]
+    UnknownSnapshotter { value: String },
+    #[error("image {image}: {reason}")]
+    Image { image: Digest, reason: String },
+}
+
+pub(crate) fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> SnapshotError {
+    let path = path.into();
+    move |source| SnapshotError::Io { path, source }
+}
+
+/// How working roots are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Snapshotter {
+    /// Overlayfs: layer dirs as lower dirs, changes land in an upper dir.
+    Overlay,
+    /// A private copy of the merged layers, diffed against what was copied.
+    Copy,
+}
+
+impl FromStr for Snapshotter {
+    type Err = SnapshotError;
+
+    fn from_str(value: &str) -> Result<Snapshotter, SnapshotError> {
+        match value {
+            "overlay" => Ok(Snapshotter::Overlay),
+            "copy" => Ok(Snapshotter::Copy),
+            _ => Err(SnapshotError::UnknownSnapshotter { value: value.to_owned() }),
+        }
+    }
+}
+
+/// Container ids to host ids, as a user namespace maps them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdMap {
+    pub uids: Vec<IdMapping>,
+    pub gids: Vec<IdMapping>,
+}
+
+/// What the kernel shows for a host id a user namespace does not map.
+const OVERFLOW_ID: u64 = 65534;
+
+impl IdMap {
+    /// The uid the container sees for a file owned by `host` on disk.
+    pub fn container_uid(&self, host: u64) -> u64 {
+        to_container(&self.uids, host)
+    }
+
+    /// The gid the container sees for a file owned by `host` on disk.
+    pub fn container_gid(&self, host: u64) -> u64 {
+        to_container(&self.gids, host)
+    }
+}
+
+fn to_container(mappings: &[IdMapping], host: u64) -> u64 {
+    mappings
+        .iter()
+        .find_map(|m| {
+            let offset = host.checked_sub(m.host_id.into())?;
+            (offset < u64::from(m.size)).then(|| u64::from(m.container_id) + offset)
+        })
+        .unwrap_or(OVERFLOW_ID)
+}
+
+/// A layer as a snapshot needs it: the blob in the store and the digest of
+/// its uncompressed tar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerBlob {
+    pub digest: Digest,
+    pub diff_id: Digest,
+}
+
+impl LayerBlob {
+    /// The layers of `image`, bottom first, pairing the manifest's blobs
+    /// with the config's diff_ids.
+    pub fn of_image(image: &Image) -> Result<Vec<LayerBlob>, SnapshotError> {
+        let invalid = |reason: String| SnapshotError::Image { image: image.id(), reason };
+        let blobs = image.layers();
+        let diff_ids = &image.config.rootfs.diff_ids;
+        if blobs.len() != diff_ids.len() {
+            return Err(invalid(format!(
+                "the manifest lists {} layers but the config {} diff_ids",
+                blobs.len(),
+                diff_ids.len()
+            )));
+        }
+        blobs
+            .iter()
+            .zip(diff_ids)
+            .map(|((digest, _), diff_id)| {
+                let diff_id = diff_id.parse().map_err(|e| invalid(format!("diff_id {diff_id:?}: {e}")))?;
+                Ok(LayerBlob { digest: *digest, diff_id })
+            })
+            .collect()
+    }
+}
+
+/// The chain ID of each layer of a stack (bottom first): the first layer's
+/// diff_id, then `sha256(previous chain ID + " " + diff_id)`.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut chain: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let id = match chain.last() {
+            None => *diff_id,
+            Some(parent) => Digest::sha256(format!("{parent} {diff_id}").as_bytes()),
+        };
+        chain.push(id);
+    }
+    chain
+}
+
+/// The snapshots of one store.
+#[derive(Debug, Clone)]
+pub struct Snapshots {
+    store: Store,
+    dir: PathBuf,
+    snapshotter: Snapshotter,
+    id_map: Option<IdMap>,
+}
+
+/// Probe results by snapshots directory: a probe costs a fork and a mount.
+static PROBED: Mutex<Option<HashMap<PathBuf, bool>>> = Mutex::new(None);
+
+impl Snapshots {
+    /// The snapshots of `store`, with the snapshotter `HOIST_SNAPSHOTTER`
+    /// names, else overlay if [`overlay_supported`] on the store's
+    /// filesystem, else copy. Removes working roots of dead processes.
+    pub fn open(store: &Store) -> Result<Snapshots, SnapshotError> {
+        let dir = snapshots_dir(store)?;
+        let snapshotter = match std::env::var("HOIST_SNAPSHOTTER") {
+            Ok(value) if !value.is_empty() => value.parse()?,
+            _ => {
+                let mut probed = PROBED.lock().unwrap_or_else(|e| e.into_inner());
+                let supported = *probed
+                    .get_or_insert_with(HashMap::new)
+                    .entry(dir.clone())
+                    .or_insert_with(|| overlay_supported(&dir));
+                if supported { Snapshotter::Overlay } else { Snapshotter::Copy }
+            }
+        };
+        Snapshots::with_snapshotter(store, snapshotter)
+    }
+
+    /// The snapshots of `store`, with the snapshotter given.
+    pub fn with_snapshotter(store: &Store, snapshotter: Snapshotter) -> Result<Snapshots, SnapshotError> {
+        let dir = snapshots_dir(store)?;
+        working::remove_stale(&dir.join("work"));
+        let snapshots = Snapshots { store: store.clone(), dir, snapshotter, id_map: None };
+        snapshots.remove_stale_partials();
+        Ok(snapshots)
+    }
+
+    /// Uses `id_map` to give files the owners the layer records when
+    /// unpacking as root, and to translate owners back when diffing.
+    pub fn with_id_map(mut self, id_map: IdMap) -> Snapshots {
+        self.id_map = Some(id_map);
+        self
+    }
+
+    pub fn snapshotter(&self) -> Snapshotter {
+        self.snapshotter
+    }
+
+    /// `<store>/snapshots`.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the layer with this chain ID is (or would be) unpacked.
+    pub fn layer_dir(&self, chain_id: &Digest) -> PathBuf {
+        self.dir.join("sha256").join(chain_id.hex())
+    }
+
+    /// Unpacks every layer not unpacked yet and returns the layer dirs,
+    /// bottom first. Safe to call from several threads and processes at
+    /// once; each layer is extracted once.
+    pub fn unpack(&self, layers: &[LayerBlob]) -> Result<Vec<PathBuf>, SnapshotError> {
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
+        let mut dirs: Vec<PathBuf> = Vec::with_capacity(layers.len());
+        for (layer, chain_id) in layers.iter().zip(chain_ids(&diff_ids)) {
+            let dir = self.layer_dir(&chain_id);
+            unpack::unpack_layer(self, layer, &chain_id, &dir, &dirs)?;
+            dirs.push(dir);
+        }
+        Ok(dirs)
+    }
+
+    /// Unpacks `layers` and makes a fresh working root on top of them.
+    pub fn prepare(&self, layers: &[LayerBlob]) -> Result<WorkingRoot, SnapshotError> {
+        let lowers = self.unpack(layers)?;
+        WorkingRoot::create(self, lowers)
+    }
+
+    /// Removes every unpacked layer whose chain ID is not in `keep`. The
+    /// caller makes sure no working root uses the others (the store's
+    /// exclusive lock).
+    pub fn remove_unused(&self, keep: &[Digest]) -> Result<Vec<Digest>, SnapshotError> {
+        let layers = self.dir.join("sha256");
+        let mut removed = Vec::new();
+        for entry in fs::read_dir(&layers).map_err(io_error(&layers))? {
+            let entry = entry.map_err(io_error(&layers))?;
+            let Some(chain_id) = entry.file_name().to_str().and_then(|h| format!("sha256:{h}").parse().ok())
+            else {
+                continue;
+            };
+            if keep.contains(&chain_id) {
+                continue;
+            }
+            let _lock = self.layer_lock(&chain_id)?;
+            // Renamed away first, so nobody sees a half-removed layer.
+            let doomed = self.dir.join("partial").join(format!("{}.removing", chain_id.hex()));
+            fs::rename(entry.path(), &doomed).map_err(io_error(entry.path()))?;
+            working::remove_tree(&doomed).map_err(io_error(&doomed))?;
+            removed.push(chain_id);
+        }
+        Ok(removed)
+    }
+
+    /// The lock serialising unpacking (and removal) of one layer.
+    fn layer_lock(&self, chain_id: &Digest) -> Result<File, SnapshotError> {
+        let file = self.layer_lock_file(&chain_id.hex())?;
+        file.lock().map_err(io_error(self.dir.join("locks")))?;
+        Ok(file)
+    }
+
+    fn layer_lock_file(&self, hex: &str) -> Result<File, SnapshotError> {
+        let path = self.dir.join("locks").join(format!("{hex}.lock"));
+        OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_error(&path))
+    }
+
+    /// Removes what a process killed while unpacking or removing a layer
+    /// left in `partial/`: whatever no one holds the layer's lock for.
+    fn remove_stale_partials(&self) {
+        let partial = self.dir.join("partial");
+        let Ok(entries) = fs::read_dir(&partial) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let hex = name.strip_suffix(".removing").unwrap_or(&name);
+            let Ok(lock) = self.layer_lock_file(hex) else { continue };
+            if lock.try_lock().is_ok() {
+                let _ = working::remove_tree(&entry.path());
+            }
+        }
+    }
+}
+
+fn snapshots_dir(store: &Store) -> Result<PathBuf, SnapshotError> {
+    let dir = store.root().join("snapshots");
+    for sub in ["sha256", "locks", "partial", "work"] {
+        let path = dir.join(sub);
+        fs::create_dir_all(&path).map_err(io_error(&path))?;
+    }
+    Ok(dir)
+}
+
+/// Whether this process runs as root (outside any id mapping we know of).
+fn running_as_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// The xattr that marks an opaque directory for the overlay mounts this
+/// process would make: `trusted.*` needs root, a rootless (`userxattr`)
+/// mount reads `user.*`.
+fn opaque_xattr() -> &'static str {
+    if running_as_root() { "trusted.overlay.opaque" } else { "user.overlay.opaque" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(n: u8) -> Digest {
+        Digest::sha256(&[n])
+    }
+
+    #[test]
+    fn chain_id_of_the_first_layer_is_its_diff_id() {
+        assert_eq!(chain_ids(&[digest(1)]), vec![digest(1)]);
+    }
+
+    #[test]
+    fn chain_id_hashes_parent_space_diff_id() {
+        let ids = chain_ids(&[digest(1), digest(2)]);
+        let expected = Digest::sha256(format!("{} {}", digest(1), digest(2)).as_bytes());
+        assert_eq!(ids[1], expected);
+    }
+
+    #[test]
+    fn unmapped_host_ids_become_the_overflow_id() {
+        let map = IdMap {
+            uids: vec![IdMapping { container_id: 0, host_id: 1000, size: 1 }],
+            gids: vec![IdMapping { container_id: 1, host_id: 100_000, size: 65536 }],
+        };
+        assert_eq!(map.container_uid(1000), 0);
+        assert_eq!(map.container_uid(0), OVERFLOW_ID);
+        assert_eq!(map.container_gid(100_004), 5);
+    }
+
+    #[test]
+    fn snapshotter_names_parse() {
+        assert_eq!("overlay".parse::<Snapshotter>().unwrap(), Snapshotter::Overlay);
+        assert_eq!("copy".parse::<Snapshotter>().unwrap(), Snapshotter::Copy);
+        assert!(matches!("aufs".parse::<Snapshotter>(), Err(SnapshotError::UnknownSnapshotter { .. })));
+    }
+}
