@@ -1,5 +1,7 @@
 //! Start→exit latency of one sandboxed `/bin/true`, next to `runc run` of an
 //! equivalent OCI bundle measured in the same run. Prints a table of medians.
+//! Rows with the snapshot module add a fresh working root before and the
+//! layer diff after, the whole cost of a RUN step besides the command.
 //! `HOIST_BENCH_RUNS` sets the runs per row (default 200).
 
 #[path = "../tests/common/sandbox.rs"]
@@ -9,7 +11,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hoist::layer::{Compression, write_dir};
 use hoist::sandbox::{Network, Output, RootFs, SandboxSpec, run};
+use hoist::snapshot::{LayerBlob, RootDescription, Snapshots, Snapshotter};
+use hoist::store::Store;
 
 fn stats(mut samples: Vec<Duration>) -> (Duration, Duration, Duration) {
     samples.sort();
@@ -84,6 +89,30 @@ fn main() {
             rows.push((format!("hoist sandbox, {name} root, network {net_name}"), r));
         }
     }
+    // The whole RUN cycle: a fresh working root from the store's snapshots,
+    // the sandbox, the diff written as a layer (empty here), the release.
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(store_dir.path()).unwrap();
+    let mut blob = store.blob_writer().unwrap();
+    let summary = write_dir(root.path(), &mut blob, Compression::None).unwrap();
+    let digest = blob.commit(Some(summary.diff_id)).unwrap();
+    let image_layers = [LayerBlob { digest, diff_id: summary.diff_id }];
+    for snapshotter in [Snapshotter::Overlay, Snapshotter::Copy] {
+        let snapshots = Snapshots::with_snapshotter(&store, snapshotter).unwrap();
+        snapshots.unpack(&image_layers).unwrap();
+        let r = bench(runs, || {
+            let working = snapshots.prepare(&image_layers).unwrap();
+            let root = match working.rootfs() {
+                RootDescription::Overlay { lower, upper, work } => RootFs::Overlay { lower, upper, work },
+                RootDescription::Dir(dir) => RootFs::Dir(dir),
+            };
+            sandbox_once(root, Network::None);
+            working.diff(std::io::sink(), Compression::None, &[]).unwrap();
+            working.release().unwrap();
+        });
+        rows.push((format!("prepare + sandbox + diff, {snapshotter:?} snapshotter").to_lowercase(), r));
+    }
+
     let mut runc_median = None;
     if have_runc {
         let runc = runc_binary().unwrap();

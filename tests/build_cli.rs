@@ -231,3 +231,81 @@ fn independent_stages_run_at_the_same_time() {
     let earliest_end = serial.iter().map(|i| i.1).fold(f64::MAX, f64::min);
     assert!(latest_start >= earliest_end, "--jobs 1 runs one stage at a time: {serial:?}");
 }
+
+#[test]
+fn onbuild_triggers_run_when_the_image_is_used_in_from() {
+    let s = setup();
+    hoist_ok(&s.root, &["build", "-q", "-t", "with-triggers:1", &fixture("onbuild")]);
+    let dir = context(
+        &s,
+        "child",
+        "FROM with-triggers:1\nRUN echo child > /child.txt\n",
+        &[("file.txt", "from the child\n")],
+    );
+    let dest = s.work.path().join("child-fs");
+    hoist_ok(&s.root, &["build", "-q", "-t", "child:1", "-o", dest.to_str().unwrap(), dir.to_str().unwrap()]);
+    assert_eq!(fs::read_to_string(dest.join("trigger.txt")).unwrap(), "triggered\n");
+    assert_eq!(fs::read_to_string(dest.join("from-trigger.txt")).unwrap(), "from the child\n");
+    let inspected = hoist_ok(&s.root, &["inspect", "child:1"]);
+    assert!(!inspected.contains("OnBuild"), "triggers are not inherited: {inspected}");
+}
+
+#[test]
+fn labels_from_the_command_line_are_added() {
+    let s = setup();
+    hoist_ok(
+        &s.root,
+        &["build", "-q", "--label", "team=infra", "--label", "tier=", "-t", "lab:1", &fixture("metadata")],
+    );
+    let config = hoist_ok(&s.root, &["inspect", "lab:1"]);
+    let value: serde_json::Value = serde_json::from_str(&config).unwrap();
+    let value = if value.is_array() { value[0].clone() } else { value };
+    let labels = &value["Config"]["Labels"];
+    assert_eq!(labels["team"], "infra");
+    assert_eq!(labels["tier"], "");
+    assert_eq!(labels["a"], "overridden", "Dockerfile labels stay");
+}
+
+#[test]
+fn a_failed_stage_cancels_the_others_and_leaves_nothing_running() {
+    let s = setup();
+    let dir = context(
+        &s,
+        "cancel",
+        "FROM busybox AS slow\nRUN sleep 60\nFROM busybox AS failing\nRUN sleep 0.3; exit 1\nFROM busybox\nCOPY --from=slow /etc/passwd /a\nCOPY --from=failing /etc/passwd /b\n",
+        &[],
+    );
+    let started = std::time::Instant::now();
+    let out = hoist(&s.root, &["build", "--progress", "plain", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "the sleeping stage was killed, not waited for"
+    );
+    let ps = run_ok(Command::new("ps").args(["-eo", "args"]));
+    assert!(!ps.lines().any(|l| l.trim() == "sleep 60"), "no sandboxed process survives: {ps}");
+    let work = s.root.join("snapshots/work");
+    let left: Vec<_> = fs::read_dir(&work)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name()).filter(|n| !n.to_string_lossy().ends_with(".lock")).collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "no working root is left: {left:?}");
+}
+
+#[test]
+fn flags_this_version_does_not_implement_are_refused_with_the_line() {
+    let s = setup();
+    for (instruction, flag) in [
+        ("COPY --parents a.txt /d/", "--parents"),
+        ("COPY --exclude=*.md . /d/", "--exclude"),
+        ("ADD https://example.invalid/file /f", "URL"),
+        ("RUN --mount=type=cache,target=/c true", "--mount"),
+    ] {
+        let dir = context(&s, "refused", &format!("FROM busybox\n{instruction}\n"), &[("a.txt", "a\n")]);
+        let out = hoist(&s.root, &["build", "--progress", "plain", dir.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{instruction}");
+        let stderr = common::stderr(&out);
+        assert!(stderr.contains("Dockerfile:2") && stderr.contains(flag), "{instruction}: {stderr}");
+    }
+}

@@ -117,6 +117,37 @@ fn hoist_config(root: &Path, name: &str) -> serde_json::Value {
     value["Config"].clone()
 }
 
+/// The history rows a build added, as (created_by, empty_layer, comment).
+fn history(store: &Path, tag: &str) -> Vec<String> {
+    let store = hoist::store::Store::open(store).unwrap();
+    let config = store.resolve(tag).unwrap().image.config;
+    config
+        .history
+        .iter()
+        .skip(1) // the base image's own row
+        .map(|h| {
+            format!(
+                "{} | empty_layer={} | {}",
+                h.created_by.as_deref().unwrap_or(""),
+                h.empty_layer,
+                h.comment.as_deref().unwrap_or("")
+            )
+        })
+        .collect()
+}
+
+/// Engine 20.10's HealthConfig predates `StartInterval`, which current
+/// BuildKit prints between StartPeriod and Retries: drop it from ours.
+fn without_start_interval(row: &str) -> String {
+    if !row.starts_with("HEALTHCHECK &{") {
+        return row.to_string();
+    }
+    let Some(rune) = row.rfind(" '") else { return row.to_string() };
+    let closing = row[..rune].rfind('"').unwrap();
+    let opening = row[..closing].rfind('"').unwrap();
+    format!("{}{}", &row[..opening - 1], &row[rune..])
+}
+
 /// The filesystem of a docker image: `docker save`, then hoist loads it
 /// into a scratch store and writes its layers out.
 fn docker_filesystem(docker: &Dockerd, tag: &str, work: &Path) -> PathBuf {
@@ -231,6 +262,11 @@ fn fixtures_build_the_same_filesystem_and_config_as_docker_build() {
                     docker_cfg[field], hoist_cfg[field]
                 ));
             }
+        }
+        let ours: Vec<String> = history(&root, &tag).iter().map(|row| without_start_interval(row)).collect();
+        let theirs = history(&work.path().join("docker-images"), &tag);
+        if ours != theirs {
+            differences.push(format!("  history:\n    docker {theirs:#?}\n    hoist  {ours:#?}"));
         }
         if !differences.is_empty() {
             failures.push(format!("{name}: differs from docker build:\n{}", differences.join("\n")));

@@ -387,6 +387,10 @@ pub struct Step {
     pub env: Vars,
     /// The ARGs in force that ENV does not shadow (RUN sees them as env).
     pub args: Vars,
+    /// The stage's ARGs with values, in declaration order, an ENV of the
+    /// same name giving the value: what BuildKit shows before a RUN in the
+    /// history (`RUN |2 A=1 B=2 …`).
+    pub history_args: Vec<(String, String)>,
     /// Build args (values given with --build-arg or declared defaults)
     /// this step used: the only ones that enter its cache key.
     pub used_args: BTreeMap<String, String>,
@@ -627,6 +631,7 @@ fn plan_stage(
         let mut used = BTreeMap::new();
         let kind = match &instruction.command {
             Command::Arg { args: decls } => {
+                let mut shown = Vec::with_capacity(decls.len());
                 for decl in decls {
                     let value = if let Some(given) = request.build_args.get(&decl.name) {
                         consumed.insert(decl.name.clone());
@@ -644,8 +649,15 @@ fn plan_stage(
                         // is not in RUN's environment.
                         None => args.remove(&decl.name),
                     }
+                    // History shows the declaration, its default expanded.
+                    let default = decl
+                        .default
+                        .as_deref()
+                        .map(|d| expander.word(d, &env, &args, &mut used))
+                        .transpose()?;
+                    shown.push(instructions::ArgDecl { name: decl.name.clone(), default });
                 }
-                continue;
+                StepKind::Config(Command::Arg { args: shown })
             }
             Command::Env { pairs } => {
                 let mut expanded = Vec::with_capacity(pairs.len());
@@ -770,6 +782,11 @@ fn plan_stage(
             kind,
             env: env.clone(),
             args: visible_args(&args, &env),
+            history_args: args
+                .entries()
+                .iter()
+                .map(|(k, v)| (k.clone(), env.get(k).unwrap_or(v).to_string()))
+                .collect(),
             used_args: used,
             workdir: config.config.working_dir.clone(),
             user: config.config.user.clone(),

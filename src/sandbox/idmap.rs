@@ -6,6 +6,8 @@ use std::io;
 use std::path::Path;
 use std::process::Command;
 
+use crate::layer::IdMapping;
+
 /// The mapping a rootless sandbox gets.
 #[derive(Debug, Clone)]
 pub(crate) struct IdMaps {
@@ -41,6 +43,16 @@ impl IdMaps {
                  missing), so only uid 0 is mapped",
                 self.uid
             )),
+        }
+    }
+
+    /// The same maps as container id → host id ranges (uids, gids).
+    pub fn mappings(&self) -> (Vec<IdMapping>, Vec<IdMapping>) {
+        let own = |id: u32| IdMapping { container_id: 0, host_id: id, size: 1 };
+        let sub = |(start, count): (u32, u32)| IdMapping { container_id: 1, host_id: start, size: count };
+        match self.sub {
+            Some((u, g)) => (vec![own(self.uid), sub(u)], vec![own(self.gid), sub(g)]),
+            None => (vec![own(self.uid)], vec![own(self.gid)]),
         }
     }
 

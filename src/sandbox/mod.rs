@@ -50,6 +50,13 @@ pub fn rootless() -> bool {
     unsafe { libc::geteuid() != 0 }
 }
 
+/// How a rootless sandbox maps ids, as container id → host id ranges
+/// (uids, gids): the caller becomes 0, its subordinate ranges 1…n. The
+/// snapshot diff uses it to record files with the owners the process saw.
+pub fn rootless_id_mappings() -> (Vec<crate::layer::IdMapping>, Vec<crate::layer::IdMapping>) {
+    idmap::IdMaps::for_current_user().mappings()
+}
+
 /// Whether an overlay root can be mounted here (inside a user namespace when
 /// [`rootless`]). Probed once per process by mounting a tiny overlay in a
 /// throwaway mount namespace.

@@ -20,6 +20,7 @@
 pub mod cache;
 pub mod copy;
 pub mod export;
+pub mod history;
 pub mod user;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -125,7 +126,11 @@ struct Build<'a> {
 
 /// Runs `plan`; returns the target stage.
 pub fn solve(plan: &Plan, options: &SolveOptions<'_>) -> Result<Solved, SolveError> {
-    let snapshots = Snapshots::open(options.store).map_err(|e| SolveError::Other(e.to_string()))?;
+    let mut snapshots = Snapshots::open(options.store).map_err(|e| SolveError::Other(e.to_string()))?;
+    if sandbox::rootless() {
+        let (uids, gids) = sandbox::rootless_id_mappings();
+        snapshots = snapshots.with_id_map(crate::snapshot::IdMap { uids, gids });
+    }
     let cache = CacheIndex::open(options.store)?;
     let mut first_id = vec![0; plan.stages.len()];
     let mut next = 1;
@@ -351,10 +356,12 @@ impl Build<'_> {
             let started = Instant::now();
             let mut hasher = blake3::Hasher::new();
             hasher.update(key.as_bytes());
-            let canonical = self.canonical(step, inputs).inspect_err(|e| {
-                progress.event(Event::Started { id, name: name.clone() });
-                progress.event(Event::Failed { id, seconds: 0.0, message: e.to_string() });
-            })?;
+            let canonical = Self::refuse_unsupported(step)
+                .and_then(|()| self.canonical(step, inputs))
+                .inspect_err(|e| {
+                    progress.event(Event::Started { id, name: name.clone() });
+                    progress.event(Event::Failed { id, seconds: 0.0, message: e.to_string() });
+                })?;
             hasher.update(canonical.as_bytes());
             key = hasher.finalize();
             let makes_layer =
@@ -410,17 +417,47 @@ impl Build<'_> {
                 layers.push(BuiltLayer { digest, size: layer.size });
                 config.rootfs.diff_ids.push(layer.digest.clone());
             }
-            config.history.push(History {
-                created: Some(record.created.clone()),
-                created_by: Some(history_text(step)),
-                author: None,
-                comment: Some("buildkit.dockerfile.v0".into()),
-                empty_layer,
-            });
+            if history::records_history(step) {
+                config.history.push(History {
+                    created: Some(record.created.clone()),
+                    created_by: Some(history::created_by(step)),
+                    author: None,
+                    comment: Some("buildkit.dockerfile.v0".into()),
+                    empty_layer,
+                });
+            }
             last_created = Some(record.created);
         }
         config.created = last_created.or_else(|| config.created.clone());
         Ok(BuiltStage { layers, config, key })
+    }
+
+    /// Flags this version does not implement are refused, never ignored:
+    /// each would change what the step produces.
+    fn refuse_unsupported(step: &crate::plan::Step) -> Result<(), SolveError> {
+        let refuse = |what: &str, flag: &str| {
+            Err(SolveError::Step {
+                span: step.span,
+                instruction: what.to_string(),
+                message: format!("{what} {flag} is not supported by this version of hoist"),
+                hint: Some("remove the flag, or build this Dockerfile with docker build for now".into()),
+            })
+        };
+        match &step.kind {
+            StepKind::Copy { copy, .. } if copy.parents => refuse("COPY", "--parents"),
+            StepKind::Copy { copy, .. } if !copy.exclude.is_empty() => refuse("COPY", "--exclude"),
+            StepKind::Add { add, .. } if !add.exclude.is_empty() => refuse("ADD", "--exclude"),
+            StepKind::Add { add, .. } if add.checksum.is_some() => refuse("ADD", "--checksum"),
+            StepKind::Add { add, .. } if add.keep_git_dir => refuse("ADD", "--keep-git-dir"),
+            StepKind::Add { add, .. } if add.unpack.is_some() => refuse("ADD", "--unpack"),
+            StepKind::Add { files, .. } if files.sources.iter().any(|s| is_remote(s)) => {
+                refuse("ADD", "of a URL or git repository")
+            }
+            StepKind::Run { run, .. } if !run.mounts.is_empty() => refuse("RUN", "--mount"),
+            StepKind::Run { run, .. } if run.security.is_some() => refuse("RUN", "--security"),
+            StepKind::Run { run, .. } if !run.devices.is_empty() => refuse("RUN", "--device"),
+            _ => Ok(()),
+        }
     }
 
     /// The text a step's cache key is made of, inputs included.
@@ -519,14 +556,8 @@ impl Build<'_> {
                 let mut plan = CopyPlan::new(&view, owner, None, now_seconds());
                 plan.ensure_dir(&step.workdir)
                     .map_err(|e| SolveError::at(step.span, "WORKDIR", e.to_string()))?;
-                // Only directories that did not exist make a change.
-                let missing = view
-                    .lookup(&step.workdir, true)
-                    .map_err(|e| SolveError::at(step.span, "WORKDIR", e.to_string()))?
-                    .is_none();
-                if !missing {
-                    return Ok(None);
-                }
+                // BuildKit's WORKDIR always makes a layer, carrying the
+                // directory (and its parents) even when it existed.
                 self.commit_plan(plan, step.span, "WORKDIR").map(Some)
             }
             StepKind::Copy { files, source, chown, chmod, .. } => self
@@ -701,9 +732,6 @@ impl Build<'_> {
         layers: &[BuiltLayer],
     ) -> Result<Option<BuiltLayer>, SolveError> {
         let fail = |message: String| SolveError::at(step.span, "RUN", message);
-        if !run.mounts.is_empty() || run.security.is_some() {
-            return Err(fail("RUN --mount and --security are not supported yet".into()));
-        }
         let network = match run.network.as_deref() {
             None | Some("default") => self.options.network,
             Some("host") => Network::Host,
@@ -817,7 +845,7 @@ impl Build<'_> {
 /// Shell form with a heredoc: BuildKit runs a lone heredoc as the script
 /// (`RUN <<EOF`), and otherwise gives the shell the whole text with the
 /// heredoc bodies so that it does the redirection itself.
-fn heredoc_argv(argv: &[String], run: &crate::dockerfile::instructions::Run) -> Vec<String> {
+pub(crate) fn heredoc_argv(argv: &[String], run: &crate::dockerfile::instructions::Run) -> Vec<String> {
     let files = &run.command.files;
     if files.is_empty() || !run.command.prepend_shell || argv.is_empty() {
         return argv.to_vec();
@@ -850,7 +878,7 @@ fn heredoc_argv(argv: &[String], run: &crate::dockerfile::instructions::Run) -> 
     out
 }
 
-fn argv_text(argv: &[String]) -> String {
+pub(crate) fn argv_text(argv: &[String]) -> String {
     argv.join(" ")
 }
 
@@ -860,32 +888,6 @@ fn one_line(text: &str) -> String {
         format!("{}…", line.chars().take(119).collect::<String>())
     } else {
         line
-    }
-}
-
-/// The history's `created_by`, as BuildKit writes it.
-fn history_text(step: &crate::plan::Step) -> String {
-    match &step.kind {
-        StepKind::Run { argv, run } => {
-            let mut text = String::from("RUN ");
-            let args: Vec<(&String, &String)> = step
-                .used_args
-                .iter()
-                .filter(|(k, _)| !crate::plan::PROXY_ARGS.contains(&k.as_str()))
-                .collect();
-            if !args.is_empty() {
-                text.push_str(&format!("|{} ", args.len()));
-                for (k, v) in args {
-                    text.push_str(&format!("{k}={v} "));
-                }
-            }
-            text.push_str(&argv_text(&heredoc_argv(argv, run)));
-            text.push_str(" # buildkit");
-            text
-        }
-        StepKind::Copy { .. } | StepKind::Add { .. } => format!("{} # buildkit", one_line(&step.original)),
-        StepKind::Config(Command::Workdir { path }) => format!("WORKDIR {path}"),
-        StepKind::Config(_) => one_line(&step.original),
     }
 }
 
@@ -1056,6 +1058,11 @@ fn walk_view(view: &MergedView, dir: &str, rel: &str, out: &mut Vec<SourceEntry>
         }
     }
     Ok(())
+}
+
+/// An ADD source that is fetched rather than read from the context.
+fn is_remote(source: &str) -> bool {
+    ["http://", "https://", "git://", "git@"].iter().any(|p| source.starts_with(p))
 }
 
 fn has_wildcard(text: &str) -> bool {

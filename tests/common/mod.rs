@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod dockerd;
+pub mod rootless;
 pub mod sandbox;
 pub mod tree;
 
