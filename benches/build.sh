@@ -48,8 +48,12 @@ sleep 3 # let the context age past the racily-clean window
 mkdir -p "$work/run60"
 { echo 'FROM busybox'; for i in $(seq 1 60); do echo "RUN echo $i > /step-$i"; done; } > "$work/run60/Dockerfile"
 
+# dockerd runs only while docker's cases run, so that it does not take CPU
+# from the other engines' measurements.
 docker=()
-if command -v dockerd >/dev/null && [ -x /usr/bin/docker ]; then
+have_docker=false
+command -v dockerd >/dev/null && [ -x /usr/bin/docker ] && have_docker=true
+start_dockerd() {
   mkdir -p "$work/docker"
   dockerd --host "unix://$work/docker/sock" --data-root "$work/docker/root" --exec-root "$work/docker/exec" \
     --pidfile "$work/docker/pid" --bridge=none --iptables=false --ip-masq=false >"$work/docker/log" 2>&1 &
@@ -57,7 +61,10 @@ if command -v dockerd >/dev/null && [ -x /usr/bin/docker ]; then
   docker=(/usr/bin/docker -H "unix://$work/docker/sock")
   for _ in $(seq 1 100); do "${docker[@]}" version >/dev/null 2>&1 && break; sleep 0.2; done
   "${docker[@]}" load -i "$work/busybox.tar" >/dev/null
-fi
+}
+stop_dockerd() {
+  kill "$dockerd_pid" 2>/dev/null || true; wait "$dockerd_pid" 2>/dev/null || true; dockerd_pid=
+}
 buildah_ok=false
 if command -v buildah >/dev/null; then
   buildah --storage-driver vfs --root "$work/buildah" --runroot "$work/buildah-run" pull -q "docker-archive:$work/busybox.tar" >/dev/null 2>&1 \
@@ -66,12 +73,23 @@ if command -v buildah >/dev/null; then
 fi
 
 # seconds and peak KiB of one command
-timed() { { /usr/bin/time -f '%e %M' "$@" >/dev/null 2>"$work/cmd.err"; } 2>&1 | tail -1; }
+timed() {
+  if ! /usr/bin/time -f '%e %M' -o "$work/time.out" "$@" >/dev/null 2>"$work/cmd.err"; then
+    echo "failed: $*" >&2; tail -5 "$work/cmd.err" >&2; echo "nan 0"; return
+  fi
+  tail -1 "$work/time.out"
+}
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-hoist_build() { "$hoist" --root "$work/store" build --progress quiet "$@"; }
-docker_build() { DOCKER_BUILDKIT=1 "${docker[@]}" build -q "$@"; }
-buildah_build() { buildah --storage-driver vfs --root "$work/buildah" --runroot "$work/buildah-run" bud --isolation chroot --layers -q "$@"; }
+# One executable per engine, so that /usr/bin/time measures the engine
+# itself (each wrapper execs it).
+mkdir -p "$work/bin"
+printf '#!/bin/sh\nexec %q --root %q build --progress quiet "$@"\n' "$hoist" "$work/store" > "$work/bin/hoist_build"
+printf '#!/bin/sh\nDOCKER_BUILDKIT=1 exec /usr/bin/docker -H %q build --network host -q "$@"\n' "unix://$work/docker/sock" > "$work/bin/docker_build"
+printf '#!/bin/sh\nexec buildah --storage-driver vfs --root %q --runroot %q bud --isolation chroot --layers -q "$@"\n' \
+  "$work/buildah" "$work/buildah-run" > "$work/bin/buildah_build"
+chmod +x "$work/bin/"*
+PATH=$work/bin:$PATH
 
 declare -A result
 run_case() { # engine case command...
@@ -97,13 +115,15 @@ prepare_cold() {
 }
 
 engines=(hoist)
-[ ${#docker[@]} -gt 0 ] && engines+=(docker)
+$have_docker && engines+=(docker)
 $buildah_ok && engines+=(buildah)
 for engine in "${engines[@]}"; do
-  "${engine}_build" -t bench:ctx "$work/ctx" >/dev/null # warm the cache for noop
+  if [ "$engine" = docker ]; then start_dockerd; fi
+  "${engine}_build" -t bench:ctx "$work/ctx" >/dev/null 2>&1 || echo "$engine: first build failed" >&2 # warm the cache for noop
   run_case "$engine" noop "${engine}_build" -t bench:ctx "$work/ctx"
   run_case "$engine" copy "${engine}_build" -t bench:ctx "$work/ctx"
   run_case "$engine" run60 "${engine}_build" -t bench:run60 "$work/run60"
+  if [ "$engine" = docker ]; then stop_dockerd; fi
 done
 
 printf '%-8s' case; for e in "${engines[@]}"; do printf '%12s' "$e s"; done; printf '%14s' "hoist RSS MiB"

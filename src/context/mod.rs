@@ -1,9 +1,9 @@
 //! The build context: what `COPY` and `ADD` may read. [`Context::open`] walks
 //! the context directory once (directories in parallel), drops what the
 //! `.dockerignore` excludes — `<Dockerfile>.dockerignore` beside the
-//! Dockerfile wins over the context's `.dockerignore`, and both the
-//! Dockerfile and the ignore file in use stay in the context even when
-//! excluded, as `docker build` sends them — and loads a stat cache of content
+//! Dockerfile wins over the context's `.dockerignore`; an excluded
+//! Dockerfile or ignore file is read for the build but, as Docker documents,
+//! not copied by COPY or ADD — and loads a stat cache of content
 //! digests. [`Context::resolve`] turns COPY/ADD sources (paths relative to the
 //! root, `..` clamped, Go wildcards, symlinks followed inside the context)
 //! into [`Selection`]s or a "not found, did you mean" error;
@@ -124,17 +124,12 @@ impl Context {
             }
             None => IgnoreMatcher::default(),
         };
-        let keep: Vec<String> = [Some(dockerfile.as_path()), ignore_file.as_deref()]
-            .into_iter()
-            .flatten()
-            .filter_map(|p| inside(&root, p))
-            .collect();
 
         // Taken before the walk: a file changed after its stat was taken has
         // an mtime/ctime after this, so the next scan will not trust it.
         let scan_started_ns = now_ns();
         let cache_file = options.cache_dir.as_deref().map(|dir| stat_cache::cache_file(dir, &root));
-        let walk = Walk { root: &root, matcher: &matcher, keep: &keep };
+        let walk = Walk { root: &root, matcher: &matcher };
         let (walked, cache) =
             rayon::join(|| walk.run(), || cache_file.as_deref().map(StatCache::load).unwrap_or_default());
         let (entries, ignored) = walked?;
@@ -261,6 +256,12 @@ impl Context {
     /// digests known to be current are kept: hashed in this run, or trusted
     /// from the previous cache.
     pub fn save_cache(&self) -> Result<(), ContextError> {
+        // Nothing read and everything vouched for by the cache as it is: the
+        // file on disk is still right (its older scan time only makes it
+        // stricter), so a no-op rebuild writes nothing.
+        if self.hashed.files.load(Ordering::Relaxed) == 0 && self.files_from_cache > 0 {
+            return Ok(());
+        }
         match &self.cache_file {
             Some(file) => stat_cache::save(file, self.scan_started_ns, &self.entries),
             None => Ok(()),
@@ -307,13 +308,6 @@ fn find_ignore_file(root: &Path, dockerfile: &Path) -> Option<PathBuf> {
 }
 
 /// `path` relative to `root` if it lies inside it (through its canonical parent).
-fn inside(root: &Path, path: &Path) -> Option<String> {
-    let parent = path.parent()?.canonicalize().ok()?;
-    let rel = parent.join(path.file_name()?);
-    let rel = rel.strip_prefix(root).ok()?;
-    Some(rel.to_string_lossy().into_owned())
-}
-
 fn now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }

@@ -15,8 +15,6 @@ use super::error::{ContextError, io_error};
 pub(crate) struct Walk<'a> {
     pub(crate) root: &'a Path,
     pub(crate) matcher: &'a IgnoreMatcher,
-    /// Paths sent even when excluded (the Dockerfile and the ignore file).
-    pub(crate) keep: &'a [String],
 }
 
 #[derive(Default)]
@@ -49,15 +47,10 @@ impl Walk<'_> {
                 (false, ParentHits::default())
             } else {
                 let (excluded, hits) = self.matcher.matches_below(&path, hits);
-                (excluded && !self.keep.contains(&path), hits)
+                (excluded, hits)
             };
             if meta.is_dir() {
-                let must_enter = !excluded
-                    || self.matcher.may_reinclude_below(&path)
-                    || self
-                        .keep
-                        .iter()
-                        .any(|k| k.strip_prefix(path.as_str()).is_some_and(|r| r.starts_with('/')));
+                let must_enter = !excluded || self.matcher.may_reinclude_below(&path);
                 if must_enter {
                     subdirs.push((
                         ContextEntry::from_metadata(path, fs_path, &meta, None),

@@ -115,7 +115,9 @@ fn now_seconds() -> i64 {
 struct Build<'a> {
     options: &'a SolveOptions<'a>,
     plan: &'a Plan,
-    snapshots: Snapshots,
+    /// Opened when a step first needs a filesystem (a fully cached build
+    /// never does, and skips the snapshotter probe).
+    snapshots: std::sync::OnceLock<Snapshots>,
     cache: CacheIndex,
     context: Mutex<Option<Arc<Context>>>,
     /// Progress ids: the first id of each stage (its FROM line).
@@ -126,11 +128,6 @@ struct Build<'a> {
 
 /// Runs `plan`; returns the target stage.
 pub fn solve(plan: &Plan, options: &SolveOptions<'_>) -> Result<Solved, SolveError> {
-    let mut snapshots = Snapshots::open(options.store).map_err(|e| SolveError::Other(e.to_string()))?;
-    if sandbox::rootless() {
-        let (uids, gids) = sandbox::rootless_id_mappings();
-        snapshots = snapshots.with_id_map(crate::snapshot::IdMap { uids, gids });
-    }
     let cache = CacheIndex::open(options.store)?;
     let mut first_id = vec![0; plan.stages.len()];
     let mut next = 1;
@@ -141,7 +138,7 @@ pub fn solve(plan: &Plan, options: &SolveOptions<'_>) -> Result<Solved, SolveErr
     let build = Build {
         options,
         plan,
-        snapshots,
+        snapshots: std::sync::OnceLock::new(),
         cache,
         context: Mutex::new(None),
         first_id,
@@ -174,7 +171,7 @@ impl Build<'_> {
     fn run_stages(&self) -> Result<HashMap<usize, BuiltStage>, SolveError> {
         let plan = self.plan;
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(self.options.jobs.max(1))
+            .num_threads(self.options.jobs.clamp(1, plan.order.len().max(1)))
             .build()
             .map_err(|e| SolveError::Other(format!("cannot start the build threads: {e}")))?;
         let mut deps: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -246,6 +243,19 @@ impl Build<'_> {
         Ok(results.into_inner().unwrap())
     }
 
+    fn snapshots(&self) -> Result<&Snapshots, SolveError> {
+        if let Some(snapshots) = self.snapshots.get() {
+            return Ok(snapshots);
+        }
+        let mut snapshots =
+            Snapshots::open(self.options.store).map_err(|e| SolveError::Other(e.to_string()))?;
+        if sandbox::rootless() {
+            let (uids, gids) = sandbox::rootless_id_mappings();
+            snapshots = snapshots.with_id_map(crate::snapshot::IdMap { uids, gids });
+        }
+        Ok(self.snapshots.get_or_init(|| snapshots))
+    }
+
     fn stage_label(&self, stage: usize) -> String {
         let plan = &self.plan.stages[stage];
         plan.header.name.clone().unwrap_or_else(|| format!("stage-{stage}"))
@@ -286,7 +296,7 @@ impl Build<'_> {
 
     fn view_of(&self, layers: &[BuiltLayer]) -> Result<MergedView, SolveError> {
         let dirs = self
-            .snapshots
+            .snapshots()?
             .unpack(&Self::layer_blobs(layers))
             .map_err(|e| SolveError::Other(format!("cannot unpack the layers: {e}")))?;
         Ok(MergedView::new(&dirs))
@@ -739,7 +749,7 @@ impl Build<'_> {
             Some(other) => return Err(fail(format!("RUN --network={other}: use default, none or host"))),
         };
         let working = self
-            .snapshots
+            .snapshots()?
             .prepare(&Self::layer_blobs(layers))
             .map_err(|e| fail(format!("cannot prepare the root filesystem: {e}")))?;
         let rootfs = match working.rootfs() {

@@ -63,7 +63,7 @@ pub(crate) fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> St
 }
 
 /// An entry of `index.json`: a manifest, and the tag it is known by.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IndexEntry {
     pub name: Option<Reference>,
     pub manifest: Descriptor,
@@ -313,8 +313,13 @@ impl Store {
     ) -> Result<T> {
         let _guard = self.index_lock()?;
         let mut entries = self.entries()?;
+        let before = entries.clone();
         let out = change(&mut entries)?;
-        self.write_index(&entries)?;
+        // A rebuild that tags what the name already has changes nothing:
+        // no write, no fsync.
+        if entries != before {
+            self.write_index(&entries)?;
+        }
         Ok(out)
     }
 
