@@ -77,3 +77,22 @@ fn rootless_without_subordinate_ids_only_root_works() {
         assert!(err.to_string().contains("/etc/subuid"), "{err}");
     });
 }
+
+#[test]
+fn rootless_host_network_run_sees_the_host_interfaces_and_a_read_only_sys() {
+    as_user(WITH_SUBIDS, "rootless_host_network_run_sees_the_host_interfaces_and_a_read_only_sys", || {
+        let root = rootfs();
+        let cap = Captured::default();
+        let mut spec = SandboxSpec::new(
+            RootFs::Dir(root.path().to_path_buf()),
+            sh("ls /sys/class/net; touch /sys/x 2>/dev/null && echo writable || echo read-only"),
+        );
+        spec.network = hoist::sandbox::Network::Host;
+        spec.output = cap.output();
+        let out = run(spec).unwrap();
+        assert_eq!(out.status, ExitStatus::Exited(0), "{}", cap.stderr());
+        let stdout = cap.stdout();
+        assert!(stdout.lines().any(|l| l == "lo"), "{stdout}");
+        assert!(stdout.ends_with("read-only\n"), "{stdout}");
+    });
+}

@@ -371,7 +371,9 @@ fn setup_sys(plan: &RootPlan, points: &mut MountPoints, old: &Path) -> Result<()
     if plan.netns && mount_fs("sysfs", &sys_dir, flags, "").is_ok() {
         return Ok(());
     }
-    bind(&old.join("sys"), &sys_dir, false)?;
+    // In a user namespace the host's /sys has locked submounts (cgroup,
+    // securityfs…): only a recursive bind may take it.
+    bind(&old.join("sys"), &sys_dir, false).or_else(|_| bind(&old.join("sys"), &sys_dir, true))?;
     remount_readonly(&sys_dir)
 }
 
