@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use hoist::layer::{Compression, write_dir};
 use hoist::sandbox::{Network, Output, RootFs, SandboxSpec, run};
-use hoist::snapshot::{LayerBlob, RootDescription, Snapshots, Snapshotter};
+use hoist::snapshot::{LayerBlob, Snapshots, Snapshotter};
 use hoist::store::Store;
 
 fn stats(mut samples: Vec<Duration>) -> (Duration, Duration, Duration) {
@@ -102,10 +102,7 @@ fn main() {
         snapshots.unpack(&image_layers).unwrap();
         let r = bench(runs, || {
             let working = snapshots.prepare(&image_layers).unwrap();
-            let root = match working.rootfs() {
-                RootDescription::Overlay { lower, upper, work } => RootFs::Overlay { lower, upper, work },
-                RootDescription::Dir(dir) => RootFs::Dir(dir),
-            };
+            let root = RootFs::from(working.rootfs());
             sandbox_once(root, Network::None);
             working.diff(std::io::sink(), Compression::None, &[]).unwrap();
             working.release().unwrap();

@@ -309,3 +309,16 @@ fn flags_this_version_does_not_implement_are_refused_with_the_line() {
         assert!(stderr.contains("Dockerfile:2") && stderr.contains(flag), "{instruction}: {stderr}");
     }
 }
+
+#[test]
+fn from_platform_other_than_this_machine_is_refused_and_its_own_is_built() {
+    let s = setup();
+    let other = if cfg!(target_arch = "x86_64") { "linux/arm64" } else { "linux/amd64" };
+    let dir = context(&s, "platform", &format!("FROM --platform={other} busybox\nRUN true\n"), &[]);
+    let out = hoist(&s.root, &["build", "--progress", "plain", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(common::stderr(&out).contains("does not emulate"), "{}", common::stderr(&out));
+    let dir = context(&s, "platform-own", "FROM --platform=$BUILDPLATFORM busybox\nRUN true\n", &[]);
+    let out = hoist(&s.root, &["build", "--progress", "plain", dir.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+}

@@ -107,5 +107,6 @@ fn many_lowers_beyond_the_mount_option_limit_work() {
 
 #[test]
 fn overlay_is_supported_here() {
-    assert!(hoist::sandbox::overlay_supported());
+    let dir = tempfile::tempdir().unwrap();
+    assert!(hoist::snapshot::overlay_supported(dir.path()));
 }

@@ -21,7 +21,8 @@ fn rootless_process_sees_uid_0() {
 #[test]
 fn rootless_overlay_root_accepts_writes() {
     as_user(WITH_SUBIDS, "rootless_overlay_root_accepts_writes", || {
-        assert!(hoist::sandbox::overlay_supported());
+        let probe_dir = tempfile::tempdir_in("/tmp").unwrap();
+        assert!(hoist::snapshot::overlay_supported(probe_dir.path()));
         let base = rootfs();
         let dir = tempfile::tempdir_in("/tmp").unwrap();
         let (upper, work) = (dir.path().join("upper"), dir.path().join("work"));
@@ -42,14 +43,12 @@ fn rootless_overlay_root_accepts_writes() {
         assert!(base.path().join("etc/group").exists());
         assert!(!upper.join("etc/hosts").exists());
         // Nothing the overlay left (work/work is mode 000) keeps us from
-        // deleting our dirs, the probe's included.
+        // deleting our dirs, and the probe left nothing in its own.
         dir.close().unwrap();
-        let probe = format!("hoist-overlay-probe-{}-", std::process::id());
-        let left = std::fs::read_dir("/tmp")
-            .unwrap()
-            .flatten()
-            .any(|e| e.file_name().to_string_lossy().starts_with(&probe));
-        assert!(!left, "overlay probe dir left in /tmp");
+        assert!(
+            std::fs::read_dir(probe_dir.path()).unwrap().next().is_none(),
+            "the overlay probe left files"
+        );
     });
 }
 

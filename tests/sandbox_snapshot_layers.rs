@@ -16,7 +16,7 @@ use hoist::image::import::{ImportOptions, import};
 use hoist::image::reference::Reference;
 use hoist::layer::Compression;
 use hoist::sandbox::{self, ExitStatus, Output, RootFs, SandboxSpec};
-use hoist::snapshot::{IdMap, LayerBlob, RootDescription, Snapshots, Snapshotter, WorkingRoot};
+use hoist::snapshot::{IdMap, LayerBlob, Snapshots, Snapshotter};
 use hoist::store::Store;
 use snapshot_support::{Member, member, members, paths};
 
@@ -56,14 +56,6 @@ fn scenario() -> Scenario {
     Scenario { _work: work, store, layers }
 }
 
-/// What the sandbox mounts for a working root.
-fn sandbox_root(working: &WorkingRoot) -> RootFs {
-    match working.rootfs() {
-        RootDescription::Overlay { lower, upper, work } => RootFs::Overlay { lower, upper, work },
-        RootDescription::Dir(dir) => RootFs::Dir(dir),
-    }
-}
-
 /// Runs `script` in a sandbox on the image and returns the layer's members.
 fn run_and_diff(s: &Scenario, snapshotter: Snapshotter, script: &str) -> Vec<Member> {
     let mut snapshots = Snapshots::with_snapshotter(&s.store, snapshotter).unwrap();
@@ -72,7 +64,7 @@ fn run_and_diff(s: &Scenario, snapshotter: Snapshotter, script: &str) -> Vec<Mem
         snapshots = snapshots.with_id_map(IdMap { uids, gids });
     }
     let working = snapshots.prepare(&s.layers).unwrap();
-    let root = sandbox_root(&working);
+    let root = RootFs::from(working.rootfs());
     let mut spec = SandboxSpec::new(root, vec!["/bin/sh".into(), "-c".into(), script.into()]);
     spec.output = Output::Null;
     let outcome = sandbox::run(spec).unwrap();
@@ -190,7 +182,7 @@ fn failed_and_timed_out_runs_leave_nothing_behind() {
         let snapshots = Snapshots::with_snapshotter(&s.store, snapshotter).unwrap();
         for (script, timeout) in [("echo partial > /f; exit 7", None), ("sleep 100 & sleep 100", Some(0.3))] {
             let working = snapshots.prepare(&s.layers).unwrap();
-            let root = sandbox_root(&working);
+            let root = RootFs::from(working.rootfs());
             let mut spec = SandboxSpec::new(root, vec!["/bin/sh".into(), "-c".into(), script.into()]);
             spec.output = Output::Null;
             spec.timeout = timeout.map(std::time::Duration::from_secs_f64);

@@ -781,7 +781,7 @@ fn plan_stage(
             original: instruction.original.clone(),
             kind,
             env: env.clone(),
-            args: visible_args(&args, &env),
+            args: with_proxy_args(visible_args(&args, &env), request, &env),
             history_args: args
                 .entries()
                 .iter()
@@ -799,6 +799,20 @@ fn plan_stage(
 
 fn is_platform_arg(name: &str) -> bool {
     name.starts_with("TARGET") || name.starts_with("BUILD") && !name.starts_with("BUILDKIT")
+}
+
+/// The predefined proxy args given with `--build-arg` reach RUN without an
+/// ARG instruction (and, undeclared, stay out of the history).
+fn with_proxy_args(mut visible: Vars, request: &PlanRequest, env: &Vars) -> Vars {
+    for name in PROXY_ARGS {
+        if let Some(value) = request.build_args.get(name)
+            && visible.get(name).is_none()
+            && env.get(name).is_none()
+        {
+            visible.set(name, value);
+        }
+    }
+    visible
 }
 
 fn visible_args(args: &Vars, env: &Vars) -> Vars {

@@ -209,3 +209,14 @@ fn entrypoint_resets_an_inherited_cmd() {
 fn duplicate_stage_names_are_an_error() {
     assert!(bases(&typed("FROM scratch AS a\nFROM scratch AS a\n"), &request(&[])).is_err());
 }
+
+#[test]
+fn proxy_build_args_reach_run_without_a_declaration_but_not_the_history() {
+    let plan =
+        plan_of("FROM scratch\nRUN env\n", &[("HTTP_PROXY", "http://proxy:3128"), ("OTHER", "x")], &[]);
+    let step = &plan.stages[0].steps[0];
+    assert_eq!(step.args.get("HTTP_PROXY"), Some("http://proxy:3128"));
+    assert_eq!(step.args.get("OTHER"), None, "other build args need an ARG");
+    assert!(step.history_args.is_empty());
+    assert_eq!(plan.unused_build_args, vec!["OTHER".to_string()]);
+}

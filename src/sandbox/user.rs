@@ -19,17 +19,19 @@ pub struct ResolvedUser {
     pub name: Option<String>,
 }
 
-struct PasswdEntry {
-    name: String,
-    uid: u32,
-    gid: u32,
-    home: String,
+/// One line of /etc/passwd (also read by COPY --chown).
+pub(crate) struct PasswdEntry {
+    pub(crate) name: String,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) home: String,
 }
 
-struct GroupEntry {
-    name: String,
-    gid: u32,
-    members: Vec<String>,
+/// One line of /etc/group.
+pub(crate) struct GroupEntry {
+    pub(crate) name: String,
+    pub(crate) gid: u32,
+    pub(crate) members: Vec<String>,
 }
 
 fn read_image_file(root: &Path, rel: &str) -> Result<String, SandboxError> {
@@ -45,7 +47,7 @@ fn read_image_file(root: &Path, rel: &str) -> Result<String, SandboxError> {
     Ok(text)
 }
 
-fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
+pub(crate) fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .filter_map(|line| {
@@ -63,7 +65,7 @@ fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
         .collect()
 }
 
-fn parse_group(text: &str) -> Vec<GroupEntry> {
+pub(crate) fn parse_group(text: &str) -> Vec<GroupEntry> {
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .filter_map(|line| {

@@ -322,6 +322,22 @@ impl Build<'_> {
         );
         progress.event(Event::Started { id: from_id, name: from_text });
         let started = Instant::now();
+        if let Some(platform) = &stage.header.platform {
+            let host = crate::plan::Platform::host();
+            let asked = crate::plan::Platform::parse(platform)
+                .map_err(|e| SolveError::at(stage.header.span, "FROM", e.message))?;
+            if asked.os != host.os || asked.architecture != host.architecture {
+                return Err(SolveError::Step {
+                    span: stage.header.span,
+                    instruction: "FROM".into(),
+                    message: format!(
+                        "--platform={platform}: hoist builds for this machine ({}/{}) and does not emulate others",
+                        host.os, host.architecture
+                    ),
+                    hint: Some("drop --platform, or build on a machine of that platform".into()),
+                });
+            }
+        }
         let (mut layers, mut config, mut key) = match &stage.header.base {
             Base::Scratch => {
                 let mut hasher = blake3::Hasher::new();
@@ -752,10 +768,7 @@ impl Build<'_> {
             .snapshots()?
             .prepare(&Self::layer_blobs(layers))
             .map_err(|e| fail(format!("cannot prepare the root filesystem: {e}")))?;
-        let rootfs = match working.rootfs() {
-            RootDescription::Overlay { lower, upper, work } => RootFs::Overlay { lower, upper, work },
-            RootDescription::Dir(dir) => RootFs::Dir(dir),
-        };
+        let rootfs = RootFs::from(working.rootfs());
         let argv = heredoc_argv(argv, run);
         let mut spec = SandboxSpec::new(rootfs, argv.clone());
         spec.env = self.run_env(step);
@@ -849,6 +862,17 @@ impl Build<'_> {
         }
         let digest = blob.commit(Some(summary.diff_id))?;
         Ok(Some(BuiltLayer { digest, size: summary.uncompressed_size }))
+    }
+}
+
+/// What the sandbox mounts for a snapshot's working root: solve is where
+/// the two modules meet, so the conversion lives here.
+impl From<RootDescription> for RootFs {
+    fn from(root: RootDescription) -> RootFs {
+        match root {
+            RootDescription::Overlay { lower, upper, work } => RootFs::Overlay { lower, upper, work },
+            RootDescription::Dir(dir) => RootFs::Dir(dir),
+        }
     }
 }
 

@@ -3,24 +3,7 @@
 //! name is looked up; without a group (or with an empty one after `:`), a
 //! named user gets its primary group and a numeric one a gid equal to its uid.
 
-/// A `name:x:uid:gid:…` line's fields.
-fn passwd_entry<'a>(passwd: &'a str, name: &str) -> Option<(u32, u32, &'a str)> {
-    passwd.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        if fields.len() >= 4 && fields[0] == name {
-            Some((fields[2].parse().ok()?, fields[3].parse().ok()?, fields.get(5).copied().unwrap_or("/")))
-        } else {
-            None
-        }
-    })
-}
-
-fn group_id(group: &str, name: &str) -> Option<u32> {
-    group.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        if fields.len() >= 3 && fields[0] == name { fields[2].parse().ok() } else { None }
-    })
-}
+use crate::sandbox::user::{parse_group, parse_passwd};
 
 /// Resolves `user[:group]` to numeric ids. `passwd` and `group` are the
 /// files' contents (empty when the image has none).
@@ -35,16 +18,22 @@ pub fn resolve_owner(spec: &str, passwd: &str, group: &str) -> Result<(u32, u32)
     let (uid, primary) = match user.parse::<u32>() {
         Ok(uid) => (uid, uid),
         Err(_) => {
-            let (uid, gid, _) = passwd_entry(passwd, user)
+            let entries = parse_passwd(passwd);
+            let entry = entries
+                .iter()
+                .find(|e| e.name == user)
                 .ok_or_else(|| format!("unable to find user {user}: no matching entries in passwd file"))?;
-            (uid, gid)
+            (entry.uid, entry.gid)
         }
     };
     let gid = match group_name {
         None => primary,
         Some(g) => match g.parse::<u32>() {
             Ok(gid) => gid,
-            Err(_) => group_id(group, g)
+            Err(_) => parse_group(group)
+                .iter()
+                .find(|e| e.name == g)
+                .map(|e| e.gid)
                 .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))?,
         },
     };
