@@ -12,7 +12,6 @@
 //! fields, all little-endian; a blake3 checksum of everything before it ends
 //! the file. A cache that fails any check is ignored, never an error.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -51,20 +50,26 @@ impl Stat {
     }
 }
 
+/// The decoded file: the bytes as read, and per entry where its path lies in
+/// them, sorted by path for binary search (no allocation per entry: the
+/// cache is read on every build, a no-op rebuild included).
 #[derive(Debug, Default)]
 pub(crate) struct StatCache {
     scan_started_ns: i64,
-    files: HashMap<Vec<u8>, (Stat, [u8; 32])>,
+    bytes: Vec<u8>,
+    files: Vec<(std::ops::Range<usize>, Stat, [u8; 32])>,
 }
 
 impl StatCache {
     pub(crate) fn load(file: &Path) -> StatCache {
-        fs::read(file).ok().and_then(|bytes| decode(&bytes)).unwrap_or_default()
+        fs::read(file).ok().and_then(decode).unwrap_or_default()
     }
 
     /// The cached digest of `entry` if it can be trusted (see the module doc).
     pub(crate) fn trusted(&self, entry: &ContextEntry, racy_margin: Duration) -> Option<[u8; 32]> {
-        let (stat, digest) = self.files.get(entry.fs_path.as_os_str().as_bytes())?;
+        let key = entry.fs_path.as_os_str().as_bytes();
+        let at = self.files.binary_search_by(|(range, _, _)| self.bytes[range.clone()].cmp(key)).ok()?;
+        let (_, stat, digest) = &self.files[at];
         let horizon = self.scan_started_ns.saturating_sub(racy_margin.as_nanos() as i64);
         let settled = entry.mtime_ns < horizon && entry.ctime_ns < horizon;
         (*stat == Stat::of(entry) && settled).then_some(*digest)
@@ -122,21 +127,23 @@ pub(crate) fn save(file: &Path, scan_started_ns: i64, entries: &[ContextEntry]) 
     })
 }
 
-fn decode(bytes: &[u8]) -> Option<StatCache> {
+fn decode(bytes: Vec<u8>) -> Option<StatCache> {
     let (body, checksum) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
     if blake3::hash(body).as_bytes() != checksum {
         return None;
     }
-    let mut r = Reader(body);
+    let mut r = Reader { rest: body, at: 0 };
     if r.take(8)? != MAGIC {
         return None;
     }
     let scan_started_ns = r.u64()? as i64;
     let count = r.u64()?;
-    let mut files = HashMap::with_capacity(count.min(1 << 24) as usize);
+    let mut files = Vec::with_capacity(count.min(1 << 24) as usize);
     for _ in 0..count {
         let len = r.u32()? as usize;
-        let path = r.take(len)?.to_vec();
+        let start = r.at;
+        r.take(len)?;
+        let path = start..start + len;
         let stat = Stat {
             size: r.u64()?,
             mtime_ns: r.u64()? as i64,
@@ -148,17 +155,26 @@ fn decode(bytes: &[u8]) -> Option<StatCache> {
             gid: r.u32()?,
         };
         let digest: [u8; 32] = r.take(32)?.try_into().ok()?;
-        files.insert(path, (stat, digest));
+        files.push((path, stat, digest));
     }
-    r.0.is_empty().then_some(StatCache { scan_started_ns, files })
+    if !r.rest.is_empty() {
+        return None;
+    }
+    files.sort_unstable_by(|a, b| bytes[a.0.clone()].cmp(&bytes[b.0.clone()]));
+    Some(StatCache { scan_started_ns, bytes, files })
 }
 
-struct Reader<'a>(&'a [u8]);
+struct Reader<'a> {
+    rest: &'a [u8],
+    /// Offset of `rest` in the whole file.
+    at: usize,
+}
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let (head, rest) = self.0.split_at_checked(n)?;
-        self.0 = rest;
+        let (head, rest) = self.rest.split_at_checked(n)?;
+        self.rest = rest;
+        self.at += n;
         Some(head)
     }
     fn u64(&mut self) -> Option<u64> {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::dockerignore::{IgnoreMatcher, ParentHits};
-use super::entry::{ContextEntry, tree_order};
+use super::entry::ContextEntry;
 use super::error::{ContextError, io_error};
 
 pub(crate) struct Walk<'a> {
@@ -28,15 +28,20 @@ impl Walk<'_> {
     /// excluded entries were seen (an excluded directory that is skipped
     /// counts once).
     pub(crate) fn run(&self) -> Result<(Vec<ContextEntry>, usize), ContextError> {
-        let mut found = self.dir(Path::new(""), "", &ParentHits::default())?;
-        found.entries.par_sort_unstable_by(|a, b| tree_order(&a.path, &b.path));
+        let found = self.dir(Path::new(""), "", &ParentHits::default())?;
         Ok((found.entries, found.ignored))
     }
 
+    /// The entries below `dir`, already in tree order: siblings sorted by
+    /// name, each directory followed by its subtree (what `tree_order` gives,
+    /// since `/` sorts before every byte), so no sort of the whole list is
+    /// needed. Subdirectories are read in parallel.
     fn dir(&self, fs_dir: &Path, dir: &str, hits: &ParentHits) -> Result<Found, ContextError> {
         let abs_dir = self.root.join(fs_dir);
         let mut found = Found::default();
-        let mut subdirs = Vec::new();
+        // An entry, and for a directory to enter: excluded?, and the hits
+        // its children inherit.
+        let mut children: Vec<(ContextEntry, Option<(bool, ParentHits)>)> = Vec::new();
         for item in fs::read_dir(&abs_dir).map_err(io_error(&abs_dir))? {
             let item = item.map_err(io_error(&abs_dir))?;
             let name = item.file_name();
@@ -46,17 +51,12 @@ impl Walk<'_> {
             let (excluded, child_hits) = if self.matcher.is_empty() {
                 (false, ParentHits::default())
             } else {
-                let (excluded, hits) = self.matcher.matches_below(&path, hits);
-                (excluded, hits)
+                self.matcher.matches_below(&path, hits)
             };
             if meta.is_dir() {
-                let must_enter = !excluded || self.matcher.may_reinclude_below(&path);
-                if must_enter {
-                    subdirs.push((
-                        ContextEntry::from_metadata(path, fs_path, &meta, None),
-                        excluded,
-                        child_hits,
-                    ));
+                if !excluded || self.matcher.may_reinclude_below(&path) {
+                    let entry = ContextEntry::from_metadata(path, fs_path, &meta, None);
+                    children.push((entry, Some((excluded, child_hits))));
                 } else {
                     found.ignored += 1;
                 }
@@ -71,17 +71,22 @@ impl Walk<'_> {
                 } else {
                     None
                 };
-                found.entries.push(ContextEntry::from_metadata(path, fs_path, &meta, target));
+                children.push((ContextEntry::from_metadata(path, fs_path, &meta, target), None));
             }
         }
-        let below: Vec<(ContextEntry, bool, Found)> = subdirs
-            .into_par_iter()
-            .map(|(entry, excluded, hits)| {
-                let inner = self.dir(&entry.fs_path, &entry.path, &hits)?;
-                Ok((entry, excluded, inner))
-            })
+        children.sort_unstable_by(|a, b| a.0.name().as_bytes().cmp(b.0.name().as_bytes()));
+        let subtrees: Vec<Found> = children
+            .par_iter()
+            .filter_map(|(entry, enter)| enter.as_ref().map(|(_, hits)| (entry, hits)))
+            .map(|(entry, hits)| self.dir(&entry.fs_path, &entry.path, hits))
             .collect::<Result<_, ContextError>>()?;
-        for (entry, excluded, inner) in below {
+        let mut subtrees = subtrees.into_iter();
+        for (entry, enter) in children {
+            let Some((excluded, _)) = enter else {
+                found.entries.push(entry);
+                continue;
+            };
+            let inner = subtrees.next().expect("one subtree per directory entered");
             // An excluded directory is still sent when something inside it
             // is re-included, like BuildKit creates the parents of an
             // included file.
@@ -99,7 +104,13 @@ impl Walk<'_> {
 
 fn join(dir: &str, name: &OsStr) -> String {
     let name = name.to_string_lossy();
-    if dir.is_empty() { name.into_owned() } else { format!("{dir}/{name}") }
+    let mut path = String::with_capacity(dir.len() + 1 + name.len());
+    if !dir.is_empty() {
+        path.push_str(dir);
+        path.push('/');
+    }
+    path.push_str(&name);
+    path
 }
 
 /// `root` joined with a context-relative path.
