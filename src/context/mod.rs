@@ -26,8 +26,6 @@ mod stat_cache;
 mod walk;
 
 use std::path::{Path, PathBuf};
-
-use rayon::prelude::*;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -136,13 +134,13 @@ impl Context {
             rayon::join(|| walk.run(), || cache_file.as_deref().map(StatCache::load).unwrap_or_default());
         let (entries, ignored) = walked?;
 
-        let files_from_cache = entries
-            .par_iter()
-            .filter(|e| e.kind == EntryKind::File)
-            .filter_map(|entry| {
-                cache.trusted(entry, options.racy_margin).map(|digest| entry.content.set(digest))
-            })
-            .count();
+        let mut files_from_cache = 0;
+        for (entry, digest) in entries.iter().zip(cache.trusted_digests(&entries, options.racy_margin)) {
+            if let Some(digest) = digest {
+                let _ = entry.content.set(digest);
+                files_from_cache += 1;
+            }
+        }
         let root_entry = ContextEntry::from_metadata(String::new(), PathBuf::new(), &root_meta, None);
         Ok(Context {
             root,

@@ -51,8 +51,10 @@ impl Stat {
 }
 
 /// The decoded file: the bytes as read, and per entry where its path lies in
-/// them, sorted by path for binary search (no allocation per entry: the
-/// cache is read on every build, a no-op rebuild included).
+/// them, in the file's order — the walk's tree order, since the cache is
+/// written from the walk's entries — so that matching is one merge pass,
+/// with no allocation or hashing per file (the cache is read on every build,
+/// a no-op rebuild included).
 #[derive(Debug, Default)]
 pub(crate) struct StatCache {
     scan_started_ns: i64,
@@ -60,19 +62,49 @@ pub(crate) struct StatCache {
     files: Vec<(std::ops::Range<usize>, Stat, [u8; 32])>,
 }
 
+/// Tree order on raw path bytes (`/` before every other byte), as the walk
+/// orders its entries.
+fn tree_order_bytes(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let key = |c: &u8| if *c == b'/' { 0 } else { *c };
+    a.iter().map(key).cmp(b.iter().map(key))
+}
+
 impl StatCache {
     pub(crate) fn load(file: &Path) -> StatCache {
         fs::read(file).ok().and_then(decode).unwrap_or_default()
     }
 
-    /// The cached digest of `entry` if it can be trusted (see the module doc).
-    pub(crate) fn trusted(&self, entry: &ContextEntry, racy_margin: Duration) -> Option<[u8; 32]> {
-        let key = entry.fs_path.as_os_str().as_bytes();
-        let at = self.files.binary_search_by(|(range, _, _)| self.bytes[range.clone()].cmp(key)).ok()?;
-        let (_, stat, digest) = &self.files[at];
+    /// The trusted cached digest of each of `entries` (in tree order), or
+    /// `None` where the cache cannot vouch for the file (see the module doc).
+    pub(crate) fn trusted_digests(
+        &self,
+        entries: &[ContextEntry],
+        racy_margin: Duration,
+    ) -> Vec<Option<[u8; 32]>> {
         let horizon = self.scan_started_ns.saturating_sub(racy_margin.as_nanos() as i64);
-        let settled = entry.mtime_ns < horizon && entry.ctime_ns < horizon;
-        (*stat == Stat::of(entry) && settled).then_some(*digest)
+        let mut cursor = 0;
+        entries
+            .iter()
+            .map(|entry| {
+                if entry.kind != EntryKind::File {
+                    return None;
+                }
+                let key = entry.fs_path.as_os_str().as_bytes();
+                while let Some((range, _, _)) = self.files.get(cursor) {
+                    let cached = &self.bytes[range.clone()];
+                    if cached == key {
+                        break;
+                    }
+                    if tree_order_bytes(cached, key).is_gt() {
+                        return None;
+                    }
+                    cursor += 1;
+                }
+                let (_, stat, digest) = self.files.get(cursor)?;
+                let settled = entry.mtime_ns < horizon && entry.ctime_ns < horizon;
+                (*stat == Stat::of(entry) && settled).then_some(*digest)
+            })
+            .collect()
     }
 }
 
@@ -160,7 +192,6 @@ fn decode(bytes: Vec<u8>) -> Option<StatCache> {
     if !r.rest.is_empty() {
         return None;
     }
-    files.sort_unstable_by(|a, b| bytes[a.0.clone()].cmp(&bytes[b.0.clone()]));
     Some(StatCache { scan_started_ns, bytes, files })
 }
 

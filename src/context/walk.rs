@@ -74,7 +74,8 @@ impl Walk<'_> {
                 children.push((ContextEntry::from_metadata(path, fs_path, &meta, target), None));
             }
         }
-        children.sort_unstable_by(|a, b| a.0.name().as_bytes().cmp(b.0.name().as_bytes()));
+        // Siblings share the `dir/` prefix: comparing whole paths compares names.
+        children.sort_unstable_by(|a, b| a.0.path.cmp(&b.0.path));
         let subtrees: Vec<Found> = children
             .par_iter()
             .filter_map(|(entry, enter)| enter.as_ref().map(|(_, hits)| (entry, hits)))
