@@ -171,7 +171,15 @@ impl Build<'_> {
     fn run_stages(&self) -> Result<HashMap<usize, BuiltStage>, SolveError> {
         let plan = self.plan;
         let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(self.options.jobs.clamp(1, plan.order.len().max(1)))
+            // Work inside a stage (the context walk, digests) runs on this
+            // pool too, so it has a thread per CPU whatever `jobs` is; `jobs`
+            // bounds how many stages run, below.
+            .num_threads(
+                self.options
+                    .jobs
+                    .clamp(1, plan.order.len().max(1))
+                    .max(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            )
             .build()
             .map_err(|e| SolveError::Other(format!("cannot start the build threads: {e}")))?;
         let mut deps: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -199,6 +207,9 @@ impl Build<'_> {
                         .filter(|s| deps[s].iter().all(|d| finished.contains(d)))
                         .collect();
                     for stage in ready {
+                        if running >= self.options.jobs.max(1) {
+                            break;
+                        }
                         pending.retain(|s| *s != stage);
                         running += 1;
                         let inputs: HashMap<usize, BuiltStage> = {
