@@ -780,8 +780,35 @@ impl Build<'_> {
             .prepare(&Self::layer_blobs(layers))
             .map_err(|e| fail(format!("cannot prepare the root filesystem: {e}")))?;
         let rootfs = RootFs::from(working.rootfs());
-        let argv = heredoc_argv(argv, run);
+        let mut argv = heredoc_argv(argv, run);
+        // A lone heredoc starting with `#!` is a script in its own language:
+        // BuildKit mounts it as a file under /dev/pipes and executes it.
+        let mut script_file = None;
+        if let Some((name, content)) = shebang_script(&argv, run) {
+            let file = tempfile::Builder::new()
+                .prefix("heredoc-")
+                .tempfile_in(self.options.store.root().join("tmp"))
+                .map_err(|e| fail(format!("cannot write the heredoc script: {e}")))?
+                // No handle may stay open for writing: exec would fail with
+                // ETXTBSY.
+                .into_temp_path();
+            fs::write(&file, content)
+                .and_then(|()| {
+                    fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                })
+                .map_err(|e| fail(format!("cannot write the heredoc script: {e}")))?;
+            let target = format!("/dev/pipes/{name}");
+            argv = vec![target.clone()];
+            script_file = Some((file, target));
+        }
         let mut spec = SandboxSpec::new(rootfs, argv.clone());
+        if let Some((file, target)) = &script_file {
+            spec.mounts.push(sandbox::BindMount {
+                source: file.to_path_buf(),
+                target: target.clone(),
+                readonly: true,
+            });
+        }
         spec.env = self.run_env(step);
         spec.cwd = if step.workdir.is_empty() { "/".into() } else { step.workdir.clone() };
         spec.user = if step.user.is_empty() { None } else { Some(step.user.clone()) };
@@ -885,6 +912,17 @@ impl From<RootDescription> for RootFs {
             RootDescription::Dir(dir) => RootFs::Dir(dir),
         }
     }
+}
+
+/// The heredoc name and body of `RUN <<EOF` whose body starts with `#!`
+/// (`argv` is what [`heredoc_argv`] made of it: the shell and the body).
+fn shebang_script(argv: &[String], run: &crate::dockerfile::instructions::Run) -> Option<(String, String)> {
+    let [heredoc] = run.command.files.as_slice() else { return None };
+    let command = run.command.args.last()?;
+    let lone = command.trim().starts_with("<<") && !command.trim().contains(' ');
+    let body = argv.last()?;
+    (run.command.prepend_shell && lone && body.starts_with("#!"))
+        .then(|| (heredoc.name.clone(), body.clone()))
 }
 
 /// Shell form with a heredoc: BuildKit runs a lone heredoc as the script
