@@ -214,3 +214,27 @@ fn rootless_unpack_and_diff_work() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Threads that open the snapshots (which sweeps stale working roots) while
+/// others create theirs never lose a root being made: the sweep cannot see
+/// a lock file between its creation and its locking.
+#[test]
+fn opening_while_others_prepare_never_removes_a_live_root() {
+    let (_dir, store) = new_store();
+    let layer = base_layer(&store);
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..300 {
+                    let snapshots = Snapshots::with_snapshotter(&store, Snapshotter::Overlay).unwrap();
+                    let root = snapshots.prepare(&[layer]).unwrap();
+                    std::thread::yield_now();
+                    Snapshots::with_snapshotter(&store, Snapshotter::Overlay).unwrap();
+                    assert!(root.upper_dir().is_dir(), "{} was removed", root.upper_dir().display());
+                    root.release().unwrap();
+                }
+            });
+        }
+    });
+    assert!(listing(&work_dir(&store)).is_empty());
+}

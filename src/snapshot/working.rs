@@ -2,7 +2,9 @@
 //! `snapshots/work/<id>/`, guarded by `snapshots/work/<id>.lock`. The lock
 //! file is made and locked before the directory and removed after it, so
 //! a directory whose lock nobody holds (or that has no lock file) belongs
-//! to a process that died.
+//! to a process that died. Making a lock file and locking it are two
+//! steps; `snapshots/work.lock` is held shared across them and exclusive
+//! by a sweep, so a sweep never takes a lock file just made for a dead one.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -79,9 +81,17 @@ impl WorkingRoot {
         let id =
             format!("{}-{}-{nanos:x}", std::process::id(), WORKING_COUNTER.fetch_add(1, Ordering::Relaxed));
         let lock_path = work_dir.join(format!("{id}.lock"));
-        let lock =
-            OpenOptions::new().create_new(true).write(true).open(&lock_path).map_err(io_error(&lock_path))?;
-        lock.lock().map_err(io_error(&lock_path))?;
+        let lock = {
+            let sweep = sweep_lock(&work_dir)?;
+            sweep.lock_shared().map_err(io_error(&work_dir))?;
+            let lock = OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .open(&lock_path)
+                .map_err(io_error(&lock_path))?;
+            lock.lock().map_err(io_error(&lock_path))?;
+            lock
+        };
         let dir = work_dir.join(&id);
         // Until `kind` is known, drop cleans up through a placeholder.
         let mut root = WorkingRoot {
@@ -238,8 +248,19 @@ pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Removes the working dirs of processes that died.
+/// `snapshots/work.lock`, beside (not in) the dir it guards.
+fn sweep_lock(work_dir: &Path) -> Result<File, SnapshotError> {
+    let path = work_dir.with_extension("lock");
+    OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_error(&path))
+}
+
+/// Removes the working dirs of processes that died. Waits for roots being
+/// made (and another sweep) to get out of the way first.
 pub(super) fn remove_stale(work_dir: &Path) {
+    let Ok(sweep) = sweep_lock(work_dir) else { return };
+    if sweep.lock().is_err() {
+        return;
+    }
     let Ok(entries) = fs::read_dir(work_dir) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
