@@ -37,6 +37,7 @@ chmod 0600 /etc/passwd
 echo h > /hl-a && ln /hl-a /hl-b
 ln -s /created.txt /link
 echo u > /owned && chown 1000:1001 /owned
+mkdir -p /locked/in && echo s > /locked/in/f && chown -R 1000:1001 /locked && chmod 700 /locked/in
 ";
 
 struct Scenario {
@@ -86,6 +87,9 @@ fn check_layer(members: &[Member], base_passwd: &[u8]) {
         "hl-a",
         "hl-b",
         "link",
+        "locked/",
+        "locked/in/",
+        "locked/in/f",
         "owned",
         "root/",
         "root/.wh..wh..opq",
@@ -106,6 +110,12 @@ fn check_layer(members: &[Member], base_passwd: &[u8]) {
     assert_eq!((link.kind, link.link.as_deref()), ('2', Some("/created.txt")));
     let owned = member(members, "owned");
     assert_eq!((owned.uid, owned.gid), (1000, 1001), "a non-root owner is recorded as the process saw it");
+    // Rootless, only the user namespace's root can read (and then remove)
+    // a directory a subordinate id owns with mode 700.
+    let locked = member(members, "locked/in/");
+    assert_eq!((locked.mode, locked.uid, locked.gid), (0o700, 1000, 1001));
+    let inside = member(members, "locked/in/f");
+    assert_eq!((inside.uid, inside.gid, inside.contents.as_slice()), (1000, 1001, &b"s\n"[..]));
 }
 
 type Comparable = (String, char, u32, u64, u64, Option<String>, Vec<u8>, Vec<(String, Vec<u8>)>);

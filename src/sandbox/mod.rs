@@ -20,7 +20,9 @@
 //! runs with Docker's [`DEFAULT_CAPABILITIES`] and no_new_privs. Nothing
 //! outlives the call on the host — no mount, process or temp file — even if
 //! the caller is killed. [`resolve_user`] is Docker's `--user` lookup against
-//! an image's own passwd/group files. Whether an overlay root can be used
+//! an image's own passwd/group files. [`as_namespace_root`] runs file work
+//! as root of a user namespace with a rootless sandbox's maps, for files a
+//! rootless process left that its caller cannot read or remove. Whether an overlay root can be used
 //! here is the snapshot module's probe (`snapshot::overlay_supported`).
 
 mod capability;
@@ -32,6 +34,7 @@ mod report;
 mod rootfs;
 mod spec;
 mod sys;
+mod unshared;
 pub(crate) mod user;
 
 pub use capability::{DEFAULT_CAPABILITIES, default_capability_mask};
@@ -41,6 +44,7 @@ pub use spec::{
     BindMount, ExitStatus, Network, Outcome, Output, OutputSink, Rlimit, RlimitResource, RootFs, SandboxSpec,
     Stdin, Stream,
 };
+pub use unshared::as_namespace_root;
 pub use user::{ResolvedUser, resolve_user};
 
 /// Whether sandboxes need a user namespace, i.e. the caller is not root.

@@ -77,6 +77,9 @@ pub enum SnapshotError {
     UnknownSnapshotter { value: String },
     #[error("image {image}: {reason}")]
     Image { image: Digest, reason: String },
+    /// What the user-namespace helper reported (it names its paths).
+    #[error("{0}")]
+    Helper(String),
 }
 
 pub(crate) fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> SnapshotError {

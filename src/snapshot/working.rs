@@ -170,12 +170,61 @@ impl WorkingRoot {
         compression: Compression,
         ignore: &[PathBuf],
     ) -> Result<LayerSummary, SnapshotError> {
+        if super::running_as_root() {
+            return self.diff_here(out, compression, ignore, self.id_map.as_ref(), None);
+        }
+        self.diff_as_namespace_root(out, compression, ignore)
+    }
+
+    /// The diff in this process; `id_map` translates on-disk owners,
+    /// `recorded_ids` the copy snapshotter's recorded ones.
+    fn diff_here(
+        &self,
+        out: impl Write,
+        compression: Compression,
+        ignore: &[PathBuf],
+        id_map: Option<&IdMap>,
+        recorded_ids: Option<&IdMap>,
+    ) -> Result<LayerSummary, SnapshotError> {
         let ignore = diff::Ignore::new(ignore);
         let changes = match &self.kind {
             Kind::Overlay { upper, .. } => diff::upper_changes(upper, &ignore)?,
-            Kind::Copy { root, state } => diff::copy_changes(root, state, &ignore)?,
+            Kind::Copy { root, state } => diff::copy_changes(root, state, &ignore, recorded_ids)?,
         };
-        diff::write_layer(changes, out, compression, self.id_map.as_ref())
+        diff::write_layer(changes, out, compression, id_map)
+    }
+
+    /// Rootless, a process may have left files owned by subordinate ids
+    /// that only the root of its user namespace can read: the diff runs
+    /// there, in a child that streams the layer back and then its summary.
+    /// Inside, owners already read as the container's ids.
+    fn diff_as_namespace_root(
+        &self,
+        mut out: impl Write,
+        compression: Compression,
+        ignore: &[PathBuf],
+    ) -> Result<LayerSummary, SnapshotError> {
+        let upper = self.upper_dir().to_path_buf();
+        let (uids, gids) = crate::sandbox::rootless_id_mappings();
+        let namespace_ids = IdMap { uids, gids };
+        let reply = crate::sandbox::as_namespace_root(
+            |pipe| {
+                let summary = self
+                    .diff_here(pipe, compression, ignore, None, Some(&namespace_ids))
+                    .map_err(|e| e.to_string())?;
+                let LayerSummary { diff_id, digest, size, uncompressed_size, .. } = summary;
+                Ok(format!("{diff_id} {digest} {size} {uncompressed_size}").into_bytes())
+            },
+            |chunk| out.write_all(chunk),
+        )
+        .map_err(io_error(&upper))?
+        .map_err(SnapshotError::Helper)?;
+        parse_summary(&reply, compression).ok_or_else(|| {
+            SnapshotError::Helper(format!(
+                "the diff helper's reply is garbled: {:?}",
+                String::from_utf8_lossy(&reply)
+            ))
+        })
     }
 
     /// Removes the working dir.
@@ -198,6 +247,21 @@ impl Drop for WorkingRoot {
     }
 }
 
+/// A [`LayerSummary`] from the diff helper's reply, `diff_id digest size
+/// uncompressed_size`.
+fn parse_summary(reply: &[u8], compression: Compression) -> Option<LayerSummary> {
+    let reply = std::str::from_utf8(reply).ok()?;
+    let mut fields = reply.split(' ');
+    let summary = LayerSummary {
+        compression,
+        diff_id: fields.next()?.parse().ok()?,
+        digest: fields.next()?.parse().ok()?,
+        size: fields.next()?.parse().ok()?,
+        uncompressed_size: fields.next()?.parse().ok()?,
+    };
+    fields.next().is_none().then_some(summary)
+}
+
 /// Returns once the filesystem clock has moved past every recorded ctime,
 /// so any later change to a copied file gets a ctime different from the
 /// one recorded: a change of content that keeps size and mtime (`touch
@@ -218,8 +282,29 @@ fn wait_for_clock(dir: &Path, state: &RecordedState) -> Result<(), SnapshotError
 
 /// Removes `path` and all it holds, never following symlinks, making
 /// unreadable directories readable first (overlayfs leaves `work/work`
-/// with mode 000). A missing path is not an error.
+/// with mode 000). A missing path is not an error. Rootless, what a
+/// sandboxed process left owned by a subordinate id (and so not ours to
+/// remove) is removed by the root of a user namespace that maps it.
 pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+    match remove_own_tree(path) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !super::running_as_root() => {
+            let removed = crate::sandbox::as_namespace_root(
+                |_| remove_own_tree(path).map(|_| Vec::new()).map_err(|e| e.to_string()),
+                |_| Ok(()),
+            );
+            match removed {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(message)) => Err(io::Error::new(e.kind(), message)),
+                Err(helper) => {
+                    Err(io::Error::new(e.kind(), format!("{e} (and as user-namespace root: {helper})")))
+                }
+            }
+        }
+        other => other,
+    }
+}
+
+fn remove_own_tree(path: &Path) -> io::Result<()> {
     let metadata = match fs::symlink_metadata(path) {
         Ok(metadata) => metadata,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -237,7 +322,7 @@ pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
         Err(e) => return Err(e),
     };
     for entry in entries {
-        remove_tree(&entry?.path())?;
+        remove_own_tree(&entry?.path())?;
     }
     match fs::remove_dir(path) {
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
