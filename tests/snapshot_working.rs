@@ -134,6 +134,21 @@ fn helper_rootless() {
         root.release().unwrap();
     }
     rootless_overlay_mount(&store, &map);
+    an_owner_past_the_subordinate_ids_is_refused(&store);
+}
+
+/// Rootless with subordinate ids, a layer's owners are kept; one the ranges
+/// do not reach fails the unpack, naming the entry and where ids come from.
+fn an_owner_past_the_subordinate_ids_is_refused(store: &Store) {
+    let (uids, _) = hoist::sandbox::rootless_id_mappings();
+    let Some(sub) = uids.get(1) else { return };
+    let mut far = Entry::new("far-away", EntryKind::File { size: 1 });
+    far.uid = u64::from(sub.container_id + sub.size);
+    let layer = store_entries(store, &[(far, &b"x"[..])]);
+    let snapshots = Snapshots::with_snapshotter(store, Snapshotter::Overlay).unwrap();
+    let error = snapshots.prepare(&[layer]).err().expect("an unmapped owner fails").to_string();
+    assert!(error.contains("far-away") && error.contains("/etc/subuid"), "{error}");
+    assert!(listing(&store.root().join("snapshots/partial")).is_empty());
 }
 
 /// A file only its owner could read, were it not mode 000.

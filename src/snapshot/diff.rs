@@ -154,33 +154,20 @@ struct CopyWalk<'a> {
     root: &'a Path,
     state: &'a RecordedState,
     ignore: &'a Ignore,
-    /// Set when the walk sees owners through a user namespace: the
-    /// recorded owners are host ids, to be translated before comparing.
-    recorded_ids: Option<&'a IdMap>,
     /// Every path present, with its state; directories keep their change.
     seen: HashMap<PathBuf, State>,
     dirs: BTreeMap<PathBuf, (PathBuf, fs::Metadata)>,
     changes: Vec<Change>,
 }
 
-/// The changes made to a copied root since it was recorded. In a user
-/// namespace, `recorded_ids` maps the host owners recorded at copy time to
-/// the ids the namespace shows.
+/// The changes made to a copied root since it was recorded.
 pub(super) fn copy_changes(
     root: &Path,
     state: &RecordedState,
     ignore: &Ignore,
-    recorded_ids: Option<&IdMap>,
 ) -> Result<Vec<Change>, SnapshotError> {
-    let mut walk = CopyWalk {
-        root,
-        state,
-        ignore,
-        recorded_ids,
-        seen: HashMap::new(),
-        dirs: BTreeMap::new(),
-        changes: Vec::new(),
-    };
+    let mut walk =
+        CopyWalk { root, state, ignore, seen: HashMap::new(), dirs: BTreeMap::new(), changes: Vec::new() };
     walk.walk(Path::new(""), false)?;
     walk.hardlink_partners()?;
 
@@ -259,14 +246,10 @@ impl CopyWalk<'_> {
             return Ok(State::Replaced);
         }
         let old = &recorded.entry;
-        let (old_uid, old_gid) = match self.recorded_ids {
-            Some(map) => (map.container_uid(old.uid), map.container_gid(old.gid)),
-            None => (old.uid, old.gid),
-        };
         if old.kind != entry.kind
             || old.mode != entry.mode
-            || old_uid != entry.uid
-            || old_gid != entry.gid
+            || old.uid != entry.uid
+            || old.gid != entry.gid
             || old.mtime != entry.mtime
             || old.xattrs != entry.xattrs
             || recorded.mtime_nsec != metadata.mtime_nsec()

@@ -26,20 +26,24 @@
 //! held while in use. Which snapshotter: `HOIST_SNAPSHOTTER=overlay|copy`,
 //! else [`overlay_supported`] probes with a test mount in a child process.
 //! Ids: as root, unpacking keeps the owners a layer records (or remaps them
-//! by an [`IdMap`]); rootless, files are owned by the unpacking user. The
-//! diff translates on-disk owners back through the [`IdMap`] to the ids the
-//! container saw, so a rootless build (container 0 → host user) records
-//! its files as 0:0; ids the map does not cover become 65534, the kernel's
-//! overflow id. The original owners of base files unpacked rootless are
-//! not kept: a base file copied up rootless is recorded as owned by the
-//! container's root. A store's layer dirs are unpacked with one mapping
-//! (the store is per user), since they are keyed by chain ID alone.
+//! by an [`IdMap`]) and the diff translates on-disk owners back through it.
+//! Rootless, the unpacking, the copy snapshotter's copy, the diff and
+//! removals run as the root of a user namespace with a rootless sandbox's
+//! maps ([`crate::sandbox::as_namespace_root`]): a layer's ids within the
+//! subordinate ranges are kept (on disk as the host ids they map to), the
+//! diff reads owners as the container saw them, and what a process locked
+//! away is still readable and removable. Without subordinate ids, files
+//! are the caller's (uid 0 inside); without user namespaces at all,
+//! unpacking falls back to that in this process. A store's layer dirs are
+//! unpacked with one mapping (the store is per user), since they are keyed
+//! by chain ID alone.
 //! Many layers do not fit the `lowerdir=` option string; the sandbox
 //! passes them with `fsconfig` (`lowerdir+`), top first as listed.
 
 mod diff;
 mod lower;
 mod probe;
+mod recorded;
 mod unpack;
 mod view;
 mod working;
@@ -55,7 +59,9 @@ use crate::layer::{Digest, IdMapping, LayerError};
 use crate::store::{Image, Store, StoreError};
 
 pub use probe::overlay_supported;
+pub use unpack::namespace_ownership;
 pub use view::{Found, MergedView, components};
+pub use working::remove_tree;
 pub use working::{RootDescription, WorkingRoot};
 
 /// Everything that can go wrong with snapshots.
@@ -80,6 +86,23 @@ pub enum SnapshotError {
     /// What the user-namespace helper reported (it names its paths).
     #[error("{0}")]
     Helper(String),
+    #[error("cannot work as the root of a user namespace: {0}")]
+    NoNamespace(io::Error),
+}
+
+/// Runs `work` as the root of a user namespace with a rootless sandbox's
+/// maps ([`crate::sandbox::as_namespace_root`]): `NoNamespace` when none
+/// could be made, `Helper` with the message of an error inside.
+fn as_namespace_root(work: impl FnOnce() -> Result<(), SnapshotError>) -> Result<(), SnapshotError> {
+    let done = crate::sandbox::as_namespace_root(
+        |_| work().map(|()| Vec::new()).map_err(|e| e.to_string()),
+        |_| Ok(()),
+    );
+    match done {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(message)) => Err(SnapshotError::Helper(message)),
+        Err(e) => Err(SnapshotError::NoNamespace(e)),
+    }
 }
 
 pub(crate) fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> SnapshotError {
@@ -233,6 +256,11 @@ impl Snapshots {
     pub fn with_id_map(mut self, id_map: IdMap) -> Snapshots {
         self.id_map = Some(id_map);
         self
+    }
+
+    /// The id map given by [`Snapshots::with_id_map`].
+    pub fn id_map(&self) -> Option<&IdMap> {
+        self.id_map.as_ref()
     }
 
     pub fn snapshotter(&self) -> Snapshotter {

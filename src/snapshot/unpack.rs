@@ -18,7 +18,7 @@ use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, XattrFlags}
 
 use super::lower::{self, copy_contents, copy_metadata};
 use super::{LayerBlob, SnapshotError, Snapshots, io_error, opaque_xattr, running_as_root, working};
-use crate::layer::{Decoder, Digest, ExtractOptions, LayerError, Ownership, XattrPolicy, extract};
+use crate::layer::{Decoder, Digest, ExtractOptions, IdMapping, LayerError, Ownership, XattrPolicy, extract};
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_WHITEOUT: &[u8] = b".wh..wh..opq";
@@ -41,19 +41,71 @@ pub(super) fn unpack_layer(
     }
     // Under the lock, a partial dir can only be left by a process that died.
     let partial = snapshots.dir.join("partial").join(chain_id.hex());
-    working::remove_tree(&partial).map_err(io_error(&partial))?;
-    fs::create_dir(&partial).map_err(io_error(&partial))?;
-    let filled = fill(snapshots, layer, &partial, lowers).and_then(|()| {
+    let publish = |ownership: Ownership, opaque: &str| {
+        working::remove_tree(&partial).map_err(io_error(&partial))?;
+        fs::create_dir(&partial).map_err(io_error(&partial))?;
+        fill(snapshots, layer, &partial, lowers, ownership, opaque)?;
         // One syncfs rather than an fsync per file: the rename below
         // must not become durable before the files it publishes.
         let dir_fd = fs::File::open(&partial).map_err(io_error(&partial))?;
         rustix::fs::syncfs(dir_fd.as_fd()).map_err(|e| io_error(&partial)(e.into()))?;
         fs::rename(&partial, dir).map_err(io_error(dir))
-    });
+    };
+    let filled = if running_as_root() {
+        let ownership = match &snapshots.id_map {
+            Some(map) => Ownership::Remap { uids: map.uids.clone(), gids: map.gids.clone() },
+            None => Ownership::Preserve,
+        };
+        publish(ownership, opaque_xattr())
+    } else {
+        // As the root of a user namespace with the sandbox's maps, files
+        // get the owners the layer records (within the subordinate ids);
+        // where no user namespace can be made, they stay the caller's.
+        let ownership = namespace_ownership();
+        match super::as_namespace_root(|| publish(ownership, ROOTLESS_OPAQUE).map_err(rootless_hint)) {
+            Err(SnapshotError::NoNamespace(_)) => publish(Ownership::Ignore, ROOTLESS_OPAQUE),
+            other => other,
+        }
+    };
     if filled.is_err() {
         let _ = working::remove_tree(&partial);
     }
     filled
+}
+
+/// An owner past the subordinate ids says where more come from.
+fn rootless_hint(error: SnapshotError) -> SnapshotError {
+    match error {
+        SnapshotError::Unpack { source: source @ LayerError::UnmappedId { .. }, diff_id } => {
+            SnapshotError::Helper(format!(
+                "cannot unpack layer {diff_id}: {source}; rootless, files can have only the owners \
+                 this user's ranges in /etc/subuid and /etc/subgid map"
+            ))
+        }
+        other => other,
+    }
+}
+
+/// The opaque marker a rootless (`userxattr`) overlay mount reads.
+const ROOTLESS_OPAQUE: &str = "user.overlay.opaque";
+
+/// Inside a user namespace with the sandbox's maps, a layer's ids are the
+/// namespace's own: kept as they are wherever the maps reach (an id past
+/// them fails the unpack). With only the caller's own id mapped, every file
+/// is the caller's, as the container's root. Call it before entering the
+/// namespace: inside, the caller is root and has no subordinate ids.
+pub fn namespace_ownership() -> Ownership {
+    let (uids, gids) = crate::sandbox::rootless_id_mappings();
+    if uids.len() < 2 || gids.len() < 2 {
+        return Ownership::Ignore;
+    }
+    let identity = |mappings: &[IdMapping]| -> Vec<IdMapping> {
+        mappings
+            .iter()
+            .map(|m| IdMapping { container_id: m.container_id, host_id: m.container_id, size: m.size })
+            .collect()
+    };
+    Ownership::Remap { uids: identity(&uids), gids: identity(&gids) }
 }
 
 fn fill(
@@ -61,6 +113,8 @@ fn fill(
     layer: &LayerBlob,
     dest: &Path,
     lowers: &[PathBuf],
+    ownership: Ownership,
+    opaque: &str,
 ) -> Result<(), SnapshotError> {
     let unpack_error = |source| SnapshotError::Unpack { diff_id: layer.diff_id, source };
     let blob = snapshots.store.open_blob(&layer.digest)?;
@@ -68,11 +122,6 @@ fn fill(
     for target in &marks.links_below {
         bring_up(dest, lowers, target)?;
     }
-    let ownership = match (&snapshots.id_map, running_as_root()) {
-        (_, false) => Ownership::Ignore,
-        (Some(map), true) => Ownership::Remap { uids: map.uids.clone(), gids: map.gids.clone() },
-        (None, true) => Ownership::Preserve,
-    };
     let options = ExtractOptions {
         expected_digest: Some(layer.digest),
         expected_diff_id: Some(layer.diff_id),
@@ -96,7 +145,7 @@ fn fill(
         let dir = dest.join(path);
         match fs::symlink_metadata(&dir) {
             Ok(metadata) if metadata.is_dir() && directories_lead_to(dest, path) => {
-                rustix::fs::lsetxattr(&dir, opaque_xattr(), b"y", XattrFlags::empty())
+                rustix::fs::lsetxattr(&dir, opaque, b"y", XattrFlags::empty())
                     .map_err(|e| io_error(&dir)(e.into()))?;
             }
             // Replaced by a non-directory later in the same layer.

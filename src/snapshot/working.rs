@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use std::{io, thread};
 
 use super::lower::{self, RecordedState};
+use super::recorded;
 use super::{IdMap, SnapshotError, Snapshots, Snapshotter, diff, io_error};
 use crate::layer::{Compression, LayerSummary};
 
@@ -120,8 +121,11 @@ impl WorkingRoot {
             Snapshotter::Copy => {
                 let copy = dir.join("root");
                 fs::create_dir(&copy).map_err(io_error(&copy))?;
-                let state = lower::copy_merged(&lowers, &copy).map_err(io_error(&copy))?;
-                wait_for_clock(&dir, &state)?;
+                let state = if super::running_as_root() {
+                    copy_and_record(&dir, &lowers, &copy)?
+                } else {
+                    copy_as_namespace_root(&dir, &lowers, &copy)?
+                };
                 Kind::Copy { root: copy, state }
             }
         };
@@ -171,25 +175,23 @@ impl WorkingRoot {
         ignore: &[PathBuf],
     ) -> Result<LayerSummary, SnapshotError> {
         if super::running_as_root() {
-            return self.diff_here(out, compression, ignore, self.id_map.as_ref(), None);
+            return self.diff_here(out, compression, ignore, self.id_map.as_ref());
         }
         self.diff_as_namespace_root(out, compression, ignore)
     }
 
-    /// The diff in this process; `id_map` translates on-disk owners,
-    /// `recorded_ids` the copy snapshotter's recorded ones.
+    /// The diff in this process; `id_map` translates on-disk owners.
     fn diff_here(
         &self,
         out: impl Write,
         compression: Compression,
         ignore: &[PathBuf],
         id_map: Option<&IdMap>,
-        recorded_ids: Option<&IdMap>,
     ) -> Result<LayerSummary, SnapshotError> {
         let ignore = diff::Ignore::new(ignore);
         let changes = match &self.kind {
             Kind::Overlay { upper, .. } => diff::upper_changes(upper, &ignore)?,
-            Kind::Copy { root, state } => diff::copy_changes(root, state, &ignore, recorded_ids)?,
+            Kind::Copy { root, state } => diff::copy_changes(root, state, &ignore)?,
         };
         diff::write_layer(changes, out, compression, id_map)
     }
@@ -197,7 +199,8 @@ impl WorkingRoot {
     /// Rootless, a process may have left files owned by subordinate ids
     /// that only the root of its user namespace can read: the diff runs
     /// there, in a child that streams the layer back and then its summary.
-    /// Inside, owners already read as the container's ids.
+    /// Inside, owners already read as the container's ids (and the copy
+    /// snapshotter recorded them there too).
     fn diff_as_namespace_root(
         &self,
         mut out: impl Write,
@@ -205,13 +208,9 @@ impl WorkingRoot {
         ignore: &[PathBuf],
     ) -> Result<LayerSummary, SnapshotError> {
         let upper = self.upper_dir().to_path_buf();
-        let (uids, gids) = crate::sandbox::rootless_id_mappings();
-        let namespace_ids = IdMap { uids, gids };
         let reply = crate::sandbox::as_namespace_root(
             |pipe| {
-                let summary = self
-                    .diff_here(pipe, compression, ignore, None, Some(&namespace_ids))
-                    .map_err(|e| e.to_string())?;
+                let summary = self.diff_here(pipe, compression, ignore, None).map_err(|e| e.to_string())?;
                 let LayerSummary { diff_id, digest, size, uncompressed_size, .. } = summary;
                 Ok(format!("{diff_id} {digest} {size} {uncompressed_size}").into_bytes())
             },
@@ -245,6 +244,39 @@ impl Drop for WorkingRoot {
     fn drop(&mut self) {
         let _ = self.remove();
     }
+}
+
+/// Copies the merged `lowers` into `copy` and records what it copied.
+fn copy_and_record(dir: &Path, lowers: &[PathBuf], copy: &Path) -> Result<RecordedState, SnapshotError> {
+    let state = lower::copy_merged(lowers, copy).map_err(io_error(copy))?;
+    wait_for_clock(dir, &state)?;
+    Ok(state)
+}
+
+/// Rootless, the layer dirs hold files owned by subordinate ids: the copy
+/// (which keeps owners) is made by the root of a user namespace, and the
+/// state it records comes back as bytes. Owners are recorded as that
+/// namespace shows them, which is how the diff, made there too, sees them.
+fn copy_as_namespace_root(
+    dir: &Path,
+    lowers: &[PathBuf],
+    copy: &Path,
+) -> Result<RecordedState, SnapshotError> {
+    let mut bytes = Vec::new();
+    let reply = crate::sandbox::as_namespace_root(
+        |out| {
+            let state = copy_and_record(dir, lowers, copy).map_err(|e| e.to_string())?;
+            out.write_all(&recorded::encode(&state)).map_err(|e| e.to_string())?;
+            Ok(Vec::new())
+        },
+        |chunk| {
+            bytes.extend_from_slice(chunk);
+            Ok(())
+        },
+    )
+    .map_err(io_error(copy))?;
+    reply.map_err(SnapshotError::Helper)?;
+    recorded::decode(&bytes).ok_or_else(|| SnapshotError::Helper("the copy helper's state is garbled".into()))
 }
 
 /// A [`LayerSummary`] from the diff helper's reply, `diff_id digest size
@@ -285,7 +317,7 @@ fn wait_for_clock(dir: &Path, state: &RecordedState) -> Result<(), SnapshotError
 /// with mode 000). A missing path is not an error. Rootless, what a
 /// sandboxed process left owned by a subordinate id (and so not ours to
 /// remove) is removed by the root of a user namespace that maps it.
-pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+pub fn remove_tree(path: &Path) -> io::Result<()> {
     match remove_own_tree(path) {
         Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !super::running_as_root() => {
             let removed = crate::sandbox::as_namespace_root(

@@ -267,6 +267,12 @@ impl Build<'_> {
         Ok(self.snapshots.get_or_init(|| snapshots))
     }
 
+    /// How owners in layer dirs (and files extracted from ADD's archives)
+    /// map to the image's ids: rootless, from the sandbox's namespace.
+    fn disk_ids(&self) -> Result<Option<crate::snapshot::IdMap>, SolveError> {
+        Ok(self.snapshots()?.id_map().cloned())
+    }
+
     fn stage_label(&self, stage: usize) -> String {
         let plan = &self.plan.stages[stage];
         plan.header.name.clone().unwrap_or_else(|| format!("stage-{stage}"))
@@ -590,7 +596,8 @@ impl Build<'_> {
             StepKind::Config(Command::Workdir { .. }) => {
                 let view = self.view_of(layers)?;
                 let owner = self.user_owner(&view, &step.user, step.span)?;
-                let mut plan = CopyPlan::new(&view, owner, None, now_seconds());
+                let mut plan =
+                    CopyPlan::new(&view, owner, None, now_seconds()).with_disk_ids(self.disk_ids()?);
                 plan.ensure_dir(&step.workdir)
                     .map_err(|e| SolveError::at(step.span, "WORKDIR", e.to_string()))?;
                 // BuildKit's WORKDIR always makes a layer, carrying the
@@ -681,7 +688,7 @@ impl Build<'_> {
             || files.dest == "."
             || files.dest.ends_with("/.")
             || files.sources.len() + files.contents.len() > 1;
-        let mut plan = CopyPlan::new(&view, owner, mode, now_seconds());
+        let mut plan = CopyPlan::new(&view, owner, mode, now_seconds()).with_disk_ids(self.disk_ids()?);
         let mut temp_dirs = Vec::new();
         match source {
             CopySource::Context => {

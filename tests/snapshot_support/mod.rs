@@ -103,12 +103,43 @@ pub fn build_base_tree(root: &Path) {
     stamp_tree(root, BASE_TIME);
 }
 
-/// Writes the tree under `root` into the store as a layer blob.
+/// Writes the tree under `root` into the store as a layer blob. Made by an
+/// unprivileged user, the tree's files are that user's: the layer records
+/// them as root's, as an image's files are, not as the host uid.
 pub fn store_tree(store: &Store, root: &Path, compression: Compression) -> LayerBlob {
+    if !is_root() {
+        let mut tar = Vec::new();
+        write_dir(root, &mut tar, Compression::None).unwrap();
+        owned_by_root(&mut tar);
+        let mut writer = store.blob_writer().unwrap();
+        let mut encoder = compression.compress(&mut writer).unwrap();
+        std::io::Write::write_all(&mut encoder, &tar).unwrap();
+        encoder.finish().unwrap();
+        let digest = writer.commit(None).unwrap();
+        let diff_id = hoist::layer::Digest::sha256(&tar);
+        return LayerBlob { digest, diff_id };
+    }
     let mut writer = store.blob_writer().unwrap();
     let summary = write_dir(root, &mut writer, compression).unwrap();
     let digest = writer.commit(Some(summary.digest)).unwrap();
     LayerBlob { digest, diff_id: summary.diff_id }
+}
+
+/// Sets uid and gid 0 in every header of an uncompressed tar.
+fn owned_by_root(tar: &mut [u8]) {
+    let positions: Vec<u64> = tar::Archive::new(&tar[..])
+        .entries()
+        .unwrap()
+        .map(|entry| entry.unwrap().raw_header_position())
+        .collect();
+    for position in positions {
+        let start = position as usize;
+        let mut header = tar::Header::from_byte_slice(&tar[start..start + 512]).clone();
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_cksum();
+        tar[start..start + 512].copy_from_slice(header.as_bytes());
+    }
 }
 
 /// Writes `entries` (files get `contents`) into the store as a layer blob.
