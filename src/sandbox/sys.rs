@@ -127,6 +127,11 @@ pub(crate) fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
     Ok(())
 }
 
+pub(crate) fn setns(fd: RawFd, nstype: libc::c_int) -> io::Result<()> {
+    check(unsafe { libc::setns(fd, nstype) })?;
+    Ok(())
+}
+
 pub(crate) fn unshare(flags: libc::c_int) -> io::Result<()> {
     check(unsafe { libc::unshare(flags) })?;
     Ok(())

@@ -5,19 +5,25 @@
 //! /d`. The unprivileged caller can neither read nor remove them; the root
 //! of a user namespace that maps those ids can, as it can in the sandbox.
 //! [`as_namespace_root`] forks a child into such a namespace (the same maps
-//! as a rootless sandbox) to do that work.
+//! as a rootless sandbox) to do that work. The namespace is made once per
+//! process (its maps cost two runs of the setuid helpers) and kept alive by
+//! a descriptor; each child joins it with `setns`, which its creator's uid
+//! may do without privilege.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
 
 use super::idmap::IdMaps;
 use super::sys;
 
-/// Runs `work` in a forked child that is root of a new user namespace with
-/// the maps a rootless sandbox gets. `work` writes bytes to the descriptor
-/// it is given; each chunk reaches `read` here as it comes. What `work`
-/// returns — a short reply, or its error as text — comes back once it is
-/// done.
+/// The user namespace the helpers join, once made.
+static NAMESPACE: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
+/// Runs `work` in a forked child that is root of a user namespace with the
+/// maps a rootless sandbox gets. `work` writes bytes to the writer it is
+/// given; each chunk reaches `read` here as it comes. What `work` returns —
+/// a short reply, or its error as text — comes back once it is done.
 ///
 /// The child runs ordinary Rust code after a fork of a multi-threaded
 /// process: `work` must not take a lock another thread may hold (stdout,
@@ -26,9 +32,9 @@ pub fn as_namespace_root(
     work: impl FnOnce(&mut dyn io::Write) -> Result<Vec<u8>, String>,
     mut read: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<Result<Vec<u8>, String>> {
-    let maps = IdMaps::for_current_user();
+    let namespace = namespace()?;
     let (data_r, data_w) = sys::pipe()?;
-    let (sync_parent, sync_child) = sys::socketpair()?;
+    let (reply_r, reply_w) = sys::pipe()?;
     let parent_pid = unsafe { libc::getpid() };
     // SAFETY: the child leaves only through _exit and never unwinds into
     // the caller's frames.
@@ -37,12 +43,81 @@ pub fn as_namespace_root(
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
-        drop((data_r, sync_parent));
-        child(parent_pid, data_w, sync_child, work);
+        drop((data_r, reply_r));
+        child(parent_pid, namespace.as_raw_fd(), data_w, reply_w, work);
     }
-    drop((data_w, sync_child));
-    let result = talk_to_child(pid, &maps, &data_r, &sync_parent, &mut read);
-    drop((data_r, sync_parent));
+    drop((data_w, reply_w, namespace));
+    let result = collect(&data_r, &reply_r, &mut read);
+    drop((data_r, reply_r));
+    let status = wait(pid)?;
+    match result? {
+        Some(verdict) => Ok(verdict),
+        None => Err(io::Error::other(format!("the user-namespace helper died (wait status {status})"))),
+    }
+}
+
+/// A descriptor of the helpers' user namespace, made on first use: a child
+/// unshares it, this process writes its maps, and the descriptor keeps it
+/// after the child is gone.
+fn namespace() -> io::Result<OwnedFd> {
+    let mut kept = NAMESPACE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(fd) = kept.as_ref() {
+        return fd.try_clone();
+    }
+    let maps = IdMaps::for_current_user();
+    let (parent_end, child_end) = sys::socketpair()?;
+    let parent_pid = unsafe { libc::getpid() };
+    // SAFETY: the child makes only raw system calls and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // The parent's end closes here, so that the parent's close is EOF.
+        drop(parent_end);
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() != parent_pid {
+                libc::_exit(1);
+            }
+        }
+        let end = child_end.as_raw_fd();
+        let mut byte = [0u8; 1];
+        // Unshared, told the parent, and held until the parent is done.
+        let code = if sys::unshare(libc::CLONE_NEWUSER).is_ok() && sys::write(end, b"1").is_ok() {
+            let _ = sys::read(end, &mut byte);
+            0
+        } else {
+            1
+        };
+        unsafe { libc::_exit(code) };
+    }
+    drop(child_end);
+    let made = (|| {
+        let mut byte = [0u8; 1];
+        if sys::read(parent_end.as_raw_fd(), &mut byte)? != 1 {
+            return Err(io::Error::other(
+                "cannot make a user namespace (unprivileged user namespaces may be disabled: see \
+                 /proc/sys/user/max_user_namespaces, kernel.unprivileged_userns_clone, \
+                 kernel.apparmor_restrict_unprivileged_userns)",
+            ));
+        }
+        maps.apply(pid).map_err(|e| io::Error::other(format!("cannot write the id maps: {e}")))?;
+        let path = format!("/proc/{pid}/ns/user");
+        let file =
+            std::fs::File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
+        Ok(OwnedFd::from(file))
+    })();
+    drop(parent_end);
+    wait(pid)?;
+    let fd = made?;
+    let copy = fd.try_clone()?;
+    *kept = Some(fd);
+    Ok(copy)
+}
+
+/// Waits for `pid`, returning its wait status.
+fn wait(pid: libc::pid_t) -> io::Result<libc::c_int> {
     let mut status = 0;
     while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
         let e = io::Error::last_os_error();
@@ -50,31 +125,16 @@ pub fn as_namespace_root(
             return Err(e);
         }
     }
-    match result? {
-        Some(verdict) => Ok(verdict),
-        None => Err(io::Error::other(format!("the user-namespace helper died (wait status {status})"))),
-    }
+    Ok(status)
 }
 
-/// The parent's side: map the child's ids, pass its bytes on, read its
-/// verdict (`None` when it died before sending one).
-fn talk_to_child(
-    pid: libc::pid_t,
-    maps: &IdMaps,
+/// The parent's side: pass the child's bytes on, then read its verdict
+/// (`None` when it died before sending one).
+fn collect(
     data: &OwnedFd,
-    sync: &OwnedFd,
+    reply: &OwnedFd,
     read: &mut dyn FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<Option<Result<Vec<u8>, String>>> {
-    let mut byte = [0u8; 1];
-    if sys::read(sync.as_raw_fd(), &mut byte)? != 1 {
-        return Err(io::Error::other("the user-namespace helper could not unshare its user namespace"));
-    }
-    let mapped = maps.apply(pid);
-    if let Err(e) = mapped {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        return Err(io::Error::other(format!("cannot write the helper's id maps: {e}")));
-    }
-    sys::write_all(sync.as_raw_fd(), b"1")?;
     let mut buf = vec![0u8; 1 << 16];
     let mut failed = None;
     loop {
@@ -94,7 +154,7 @@ fn talk_to_child(
     }
     let mut verdict = Vec::new();
     loop {
-        let n = sys::read(sync.as_raw_fd(), &mut buf)?;
+        let n = sys::read(reply.as_raw_fd(), &mut buf)?;
         if n == 0 {
             break;
         }
@@ -109,8 +169,9 @@ fn talk_to_child(
 
 fn child(
     parent_pid: libc::pid_t,
+    namespace: RawFd,
     data: OwnedFd,
-    sync: OwnedFd,
+    reply: OwnedFd,
     work: impl FnOnce(&mut dyn io::Write) -> Result<Vec<u8>, String>,
 ) -> ! {
     unsafe {
@@ -121,16 +182,13 @@ fn child(
     }
     // Descriptors other threads opened (other sandboxes' pipes) must not
     // stay open here and delay their EOF.
-    let mut keep = vec![0, 1, 2, data.as_raw_fd(), sync.as_raw_fd()];
+    let mut keep = vec![0, 1, 2, namespace, data.as_raw_fd(), reply.as_raw_fd()];
     keep.sort_unstable();
     sys::close_all_except(&keep);
-    let mut byte = [0u8; 1];
-    let ready = sys::unshare(libc::CLONE_NEWUSER).is_ok()
-        && sys::write_all(sync.as_raw_fd(), b"1").is_ok()
-        && matches!(sys::read(sync.as_raw_fd(), &mut byte), Ok(1));
-    if !ready {
+    if sys::setns(namespace, libc::CLONE_NEWUSER).is_err() {
         unsafe { libc::_exit(1) };
     }
+    unsafe { libc::close(namespace) };
     let verdict = {
         let mut out = std::fs::File::from(data);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut out)));
@@ -141,6 +199,6 @@ fn child(
             Err(_) => b"-the user-namespace helper panicked".to_vec(),
         }
     };
-    let code = if sys::write_all(sync.as_raw_fd(), &verdict).is_ok() { 0 } else { 1 };
+    let code = if sys::write_all(reply.as_raw_fd(), &verdict).is_ok() { 0 } else { 1 };
     unsafe { libc::_exit(code) }
 }
