@@ -36,7 +36,8 @@ const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/b
 /// Descriptors the children use; -1 for "keep what is inherited".
 pub(crate) struct ChildFds {
     pub report: RawFd,
-    pub sync: RawFd,
+    /// Rootless: the user namespace to join (else -1).
+    pub userns: RawFd,
     pub stdin: RawFd,
     pub stdout: RawFd,
     pub stderr: RawFd,
@@ -76,7 +77,7 @@ pub(crate) fn namespace_parent(
     }
     // Other threads of the caller may have descriptors open (other sandboxes'
     // pipes): holding them would keep those pipes from reaching EOF.
-    let mut keep: Vec<RawFd> = vec![0, 1, 2, fds.report, fds.sync, fds.stdin, fds.stdout, fds.stderr];
+    let mut keep: Vec<RawFd> = vec![0, 1, 2, fds.report, fds.userns, fds.stdin, fds.stdout, fds.stderr];
     keep.retain(|&f| f >= 0);
     keep.sort_unstable();
     keep.dedup();
@@ -87,7 +88,11 @@ pub(crate) fn namespace_parent(
         flags |= libc::CLONE_NEWNET;
     }
     if rootless {
-        flags |= libc::CLONE_NEWUSER;
+        if let Err(e) = sys::setns(fds.userns, libc::CLONE_NEWUSER) {
+            let step = "join the user namespace".into();
+            fail(fds.report, SandboxError::Setup { step, message: e.to_string() });
+        }
+        unsafe { libc::close(fds.userns) };
     }
     if let Err(e) = sys::unshare(flags) {
         let hint = if rootless {
@@ -100,13 +105,6 @@ pub(crate) fn namespace_parent(
             fds.report,
             SandboxError::Setup { step: "unshare namespaces".into(), message: format!("{e}{hint}") },
         );
-    }
-    if rootless {
-        let mut b = [0u8; 1];
-        if sys::write(fds.sync, b"1").is_err() || !matches!(sys::read(fds.sync, &mut b), Ok(1)) {
-            unsafe { libc::_exit(1) };
-        }
-        unsafe { libc::close(fds.sync) };
     }
 
     // B cannot use getppid() to see whether A died before B asked to be told

@@ -11,8 +11,9 @@
 //! [`SandboxError`] when the process could not be started — e.g.
 //! `exec "foo": no such file or directory in the image` — which is distinct
 //! from a process exiting non-zero. The process gets new mount, pid, uts and
-//! ipc namespaces, a user namespace when [`rootless`], and a network namespace
-//! with only `lo` unless [`Network::Host`]. It runs as pid 2: pid 1 is the
+//! ipc namespaces, a user namespace when [`rootless`] (one per hoist process,
+//! made once and joined by every sandbox and [`as_namespace_root`] helper),
+//! and a network namespace with only `lo` unless [`Network::Host`]. It runs as pid 2: pid 1 is the
 //! sandbox's own init, which reaps orphans and, when the command ends, kills
 //! whatever it left behind. It sees a pivoted root with `/proc`, a minimal
 //! `/dev`, a read-only `/sys`, and bind-mounted `/etc/hosts`,

@@ -18,6 +18,7 @@ use super::report::{Decoder, Message};
 use super::rootfs::RootPlan;
 use super::spec::{ExitStatus, Network, Outcome, Output, RootFs, SandboxSpec, Stdin, Stream};
 use super::sys;
+use super::unshared;
 
 /// Host directories the init may cover with its staging tmpfs (inside its
 /// own mount namespace only); the first one not holding any path the
@@ -159,16 +160,14 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         }
     };
     let (report_r, report_w) = sys::pipe().map_err(|e| host("report pipe", e))?;
-    let (sync_parent, sync_child) = if rootless {
-        let (a, b) = sys::socketpair().map_err(|e| host("sync socket", e))?;
-        (Some(a), Some(b))
-    } else {
-        (None, None)
-    };
+    // Rootless, the sandbox joins the process's user namespace (made once,
+    // with the subordinate ids mapped) and makes the others inside it.
+    let userns =
+        if rootless { Some(unshared::namespace().map_err(|e| host("user namespace", e))?) } else { None };
     let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
     let fds = ChildFds {
         report: report_w.as_raw_fd(),
-        sync: raw(&sync_child),
+        userns: raw(&userns),
         stdin: raw(&stdin_child),
         stdout: raw(&out_child),
         stderr: raw(&err_child),
@@ -182,24 +181,9 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     if pid == 0 {
         namespace_parent(parent_pid, netns, rootless, &fds, &root_plan, &proc_plan);
     }
-    drop((report_w, sync_child, stdin_child, out_child, err_child));
+    drop((report_w, userns, stdin_child, out_child, err_child));
 
     let mut sup = Supervisor::new(pid);
-    if let Some(sync) = &sync_parent {
-        let maps = maps.as_ref().expect("rootless has maps");
-        let mut b = [0u8; 1];
-        let ready = matches!(sys::read(sync.as_raw_fd(), &mut b), Ok(1));
-        let applied = if ready { maps.apply(pid) } else { Ok(()) };
-        if let Err(e) = applied {
-            sup.kill_all();
-            sup.reap();
-            return Err(host("write user namespace id maps", e));
-        }
-        if ready {
-            let _ = sys::write(sync.as_raw_fd(), b"1");
-        }
-    }
-    drop(sync_parent);
 
     // Supervise: output, report, stdin and A's exit, until all have ended.
     let pidfd = sys::pidfd_open(pid).map_err(|e| host("pidfd_open", e));

@@ -59,7 +59,7 @@ pub fn as_namespace_root(
 /// A descriptor of the helpers' user namespace, made on first use: a child
 /// unshares it, this process writes its maps, and the descriptor keeps it
 /// after the child is gone.
-fn namespace() -> io::Result<OwnedFd> {
+pub(crate) fn namespace() -> io::Result<OwnedFd> {
     let mut kept = NAMESPACE.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(fd) = kept.as_ref() {
         return fd.try_clone();
