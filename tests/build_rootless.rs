@@ -75,9 +75,23 @@ fn rootless_builds_keep_the_owners_steps_give_files() {
              RUN touch /app/x && echo t > /app/locked/t\n\
              FROM busybox\n\
              COPY --from=app /app/x /app/x\n\
-             COPY --from=app /etc/passwd /p\n",
+             COPY --from=app /etc/passwd /p\n\
+             COPY --from=app /app/locked/t /t\n\
+             RUN mkdir -p /home/u/sub && chown -R 1000 /home/u && chmod 700 /home/u\n\
+             COPY file /home/u/sub/file\n\
+             ADD owned.tar /archive/\n",
         )
         .unwrap();
+        std::fs::write(context.join("file"), "from the context\n").unwrap();
+        let mut archive = tar::Builder::new(std::fs::File::create(context.join("owned.tar")).unwrap());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(3);
+        header.set_mode(0o640);
+        header.set_uid(1234);
+        header.set_gid(4321);
+        header.set_cksum();
+        archive.append_data(&mut header, "inside", &b"abc"[..]).unwrap();
+        archive.finish().unwrap();
         for snapshotter in ["overlay", "copy"] {
             let build = |target: &[&str], tar: &Path| {
                 let out = Command::new(common::hoist_bin())
@@ -111,6 +125,18 @@ fn rootless_builds_keep_the_owners_steps_give_files() {
                 "{snapshotter}: COPY --from keeps the owner"
             );
             assert_eq!(last.get("p"), Some(&(0o644, 0, 0)), "{snapshotter}: root's file stays root's");
+            assert_eq!(
+                last.get("t"),
+                Some(&(0o644, 1000, 0)),
+                "{snapshotter}: read from a directory locked away"
+            );
+            assert_eq!(last.get("home/u/"), Some(&(0o700, 1000, 0)), "{snapshotter}");
+            assert_eq!(last.get("home/u/sub/file"), Some(&(0o644, 0, 0)), "{snapshotter}: copied into it");
+            assert_eq!(
+                last.get("archive/inside"),
+                Some(&(0o640, 1234, 4321)),
+                "{snapshotter}: ADD keeps owners"
+            );
             for area in ["snapshots/work", "snapshots/partial", "tmp"] {
                 let left: Vec<_> = std::fs::read_dir(root.join(area)).unwrap().collect();
                 assert!(left.is_empty(), "{snapshotter}: {area} holds {left:?}");

@@ -30,6 +30,28 @@ pub struct LayerSummary {
     pub uncompressed_size: u64,
 }
 
+impl LayerSummary {
+    /// `diff_id digest size uncompressed_size`: how a helper process reports
+    /// a layer it wrote to the process that stores it.
+    pub fn to_line(&self) -> String {
+        format!("{} {} {} {}", self.diff_id, self.digest, self.size, self.uncompressed_size)
+    }
+
+    /// The summary [`LayerSummary::to_line`] wrote, or `None`.
+    pub fn from_line(line: &[u8], compression: Compression) -> Option<LayerSummary> {
+        let line = std::str::from_utf8(line).ok()?;
+        let mut fields = line.split(' ');
+        let summary = LayerSummary {
+            compression,
+            diff_id: fields.next()?.parse().ok()?,
+            digest: fields.next()?.parse().ok()?,
+            size: fields.next()?.parse().ok()?,
+            uncompressed_size: fields.next()?.parse().ok()?,
+        };
+        fields.next().is_none().then_some(summary)
+    }
+}
+
 /// Writes a layer: a deterministic tar stream, compressed, digested on the
 /// way out. The same entries in the same order always give the same bytes.
 ///

@@ -211,14 +211,13 @@ impl WorkingRoot {
         let reply = crate::sandbox::as_namespace_root(
             |pipe| {
                 let summary = self.diff_here(pipe, compression, ignore, None).map_err(|e| e.to_string())?;
-                let LayerSummary { diff_id, digest, size, uncompressed_size, .. } = summary;
-                Ok(format!("{diff_id} {digest} {size} {uncompressed_size}").into_bytes())
+                Ok(summary.to_line().into_bytes())
             },
             |chunk| out.write_all(chunk),
         )
         .map_err(io_error(&upper))?
         .map_err(SnapshotError::Helper)?;
-        parse_summary(&reply, compression).ok_or_else(|| {
+        LayerSummary::from_line(&reply, compression).ok_or_else(|| {
             SnapshotError::Helper(format!(
                 "the diff helper's reply is garbled: {:?}",
                 String::from_utf8_lossy(&reply)
@@ -277,21 +276,6 @@ fn copy_as_namespace_root(
     .map_err(io_error(copy))?;
     reply.map_err(SnapshotError::Helper)?;
     recorded::decode(&bytes).ok_or_else(|| SnapshotError::Helper("the copy helper's state is garbled".into()))
-}
-
-/// A [`LayerSummary`] from the diff helper's reply, `diff_id digest size
-/// uncompressed_size`.
-fn parse_summary(reply: &[u8], compression: Compression) -> Option<LayerSummary> {
-    let reply = std::str::from_utf8(reply).ok()?;
-    let mut fields = reply.split(' ');
-    let summary = LayerSummary {
-        compression,
-        diff_id: fields.next()?.parse().ok()?,
-        digest: fields.next()?.parse().ok()?,
-        size: fields.next()?.parse().ok()?,
-        uncompressed_size: fields.next()?.parse().ok()?,
-    };
-    fields.next().is_none().then_some(summary)
 }
 
 /// Returns once the filesystem clock has moved past every recorded ctime,

@@ -34,7 +34,7 @@ use crate::context::Context;
 use crate::dockerfile::instructions::Command;
 use crate::dockerfile::parse::Span;
 use crate::image::config::{History, ImageConfig, rfc3339};
-use crate::layer::{Compression, Digest};
+use crate::layer::{Compression, Digest, LayerSummary};
 use crate::plan::{Base, CopySource, DEFAULT_PATH, Plan, StepKind};
 use crate::progress::{Event, Progress, Stream};
 use crate::sandbox::{self, Network, Output, RootFs, SandboxSpec};
@@ -118,8 +118,15 @@ struct Build<'a> {
     /// Opened when a step first needs a filesystem (a fully cached build
     /// never does, and skips the snapshotter probe).
     snapshots: std::sync::OnceLock<Snapshots>,
+    /// How ADD extracts a local archive's owners: kept (rootless, within
+    /// the subordinate ids, since the copy runs as the namespace's root).
+    archive_ownership: crate::layer::Ownership,
     cache: CacheIndex,
-    context: Mutex<Option<Arc<Context>>>,
+    /// Opened on first use. Read without a lock once set: a COPY forked
+    /// into the user-namespace helper must not wait on a lock another
+    /// thread held at the fork.
+    context: std::sync::OnceLock<Arc<Context>>,
+    context_opening: Mutex<()>,
     /// Progress ids: the first id of each stage (its FROM line).
     first_id: Vec<usize>,
     executed: AtomicUsize,
@@ -140,17 +147,23 @@ pub fn solve(plan: &Plan, options: &SolveOptions<'_>) -> Result<Solved, SolveErr
         plan,
         snapshots: std::sync::OnceLock::new(),
         cache,
-        context: Mutex::new(None),
+        context: std::sync::OnceLock::new(),
+        context_opening: Mutex::new(()),
         first_id,
         executed: AtomicUsize::new(0),
         cached: AtomicUsize::new(0),
+        archive_ownership: if sandbox::rootless() {
+            crate::snapshot::namespace_ownership()
+        } else {
+            crate::layer::Ownership::Preserve
+        },
     };
     let results = build.run_stages()?;
     let target = results
         .get(&plan.target)
         .cloned()
         .ok_or_else(|| SolveError::Other("target stage not built".into()))?;
-    let context = build.context.lock().unwrap().clone();
+    let context = build.context.get().cloned();
     let context_files_hashed = match context {
         Some(context) => {
             context.save_cache().map_err(|e| SolveError::Other(e.to_string()))?;
@@ -279,17 +292,18 @@ impl Build<'_> {
     }
 
     fn context(&self) -> Result<Arc<Context>, SolveError> {
-        let mut slot = self.context.lock().unwrap();
-        if let Some(context) = slot.as_ref() {
+        if let Some(context) = self.context.get() {
+            return Ok(context.clone());
+        }
+        let _opening = self.context_opening.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(context) = self.context.get() {
             return Ok(context.clone());
         }
         let cache_dir = self.options.store.root().join("cache/context");
         let context =
             Context::open(&self.options.context_dir, &self.options.dockerfile_path, Some(&cache_dir))
                 .map_err(|e| SolveError::Other(e.to_string()))?;
-        let context = Arc::new(context);
-        *slot = Some(context.clone());
-        Ok(context)
+        Ok(self.context.get_or_init(|| Arc::new(context)).clone())
     }
 
     fn load_image(&self, name: &str, span: Span, instruction: &str) -> Result<Image, SolveError> {
@@ -660,6 +674,67 @@ impl Build<'_> {
         inputs: &HashMap<usize, BuiltStage>,
     ) -> Result<BuiltLayer, SolveError> {
         let what = if is_add { "ADD" } else { "COPY" };
+        let write = |disk_ids: Option<crate::snapshot::IdMap>, out: &mut dyn std::io::Write| {
+            self.write_copy(step, files, source, chown, chmod, is_add, layers, inputs, disk_ids, out)
+        };
+        let mut blob = self.options.store.blob_writer()?;
+        let summary = if sandbox::rootless() {
+            // A stage's files, or the destination, may sit in a directory
+            // only a subordinate id can enter: the copy runs as the
+            // namespace's root, where owners already read as the image's.
+            // What needs threads or helpers of its own happens here first:
+            // unpacking the layer dirs, walking the context.
+            self.view_of(layers)?;
+            match source {
+                CopySource::Context if !files.sources.is_empty() => drop(self.context()?),
+                CopySource::Context => {}
+                _ => drop(self.view_of(&self.source_layers(source, inputs, step.span, what)?)?),
+            }
+            copy_as_namespace_root(step.span, what, &mut blob, |out| write(None, out))?
+        } else {
+            write(self.disk_ids()?, &mut blob)?
+        };
+        let digest = blob.commit(Some(summary.diff_id))?;
+        Ok(BuiltLayer { digest, size: summary.uncompressed_size })
+    }
+
+    /// The layers `COPY --from` reads: a stage's or an image's.
+    fn source_layers(
+        &self,
+        source: &CopySource,
+        inputs: &HashMap<usize, BuiltStage>,
+        span: Span,
+        what: &str,
+    ) -> Result<Vec<BuiltLayer>, SolveError> {
+        Ok(match source {
+            CopySource::Stage(i) => inputs[i].layers.clone(),
+            CopySource::Image(name) => self
+                .load_image(name, span, what)?
+                .layers()
+                .into_iter()
+                .map(|(digest, size)| BuiltLayer { digest, size })
+                .collect(),
+            CopySource::Context => Vec::new(),
+        })
+    }
+
+    /// Writes the layer of a COPY or ADD to `out`; `disk_ids` maps the
+    /// owners of files read from layer dirs.
+    #[allow(clippy::too_many_arguments)]
+    fn write_copy(
+        &self,
+        step: &crate::plan::Step,
+        files: &crate::dockerfile::instructions::SourcesAndDest,
+        source: &CopySource,
+        chown: Option<&str>,
+        chmod: Option<&str>,
+        is_add: bool,
+        layers: &[BuiltLayer],
+        inputs: &HashMap<usize, BuiltStage>,
+        disk_ids: Option<crate::snapshot::IdMap>,
+        out: &mut dyn std::io::Write,
+    ) -> Result<LayerSummary, SolveError> {
+        let what = if is_add { "ADD" } else { "COPY" };
         let fail = |message: String| SolveError::at(step.span, what, message);
         let view = self.view_of(layers)?;
         let owner = match chown {
@@ -688,7 +763,7 @@ impl Build<'_> {
             || files.dest == "."
             || files.dest.ends_with("/.")
             || files.sources.len() + files.contents.len() > 1;
-        let mut plan = CopyPlan::new(&view, owner, mode, now_seconds()).with_disk_ids(self.disk_ids()?);
+        let mut plan = CopyPlan::new(&view, owner, mode, now_seconds()).with_disk_ids(disk_ids);
         let mut temp_dirs = Vec::new();
         match source {
             CopySource::Context => {
@@ -714,16 +789,7 @@ impl Build<'_> {
                 }
             }
             CopySource::Stage(_) | CopySource::Image(_) => {
-                let from_layers = match source {
-                    CopySource::Stage(i) => inputs[i].layers.clone(),
-                    CopySource::Image(name) => self
-                        .load_image(name, step.span, what)?
-                        .layers()
-                        .into_iter()
-                        .map(|(digest, size)| BuiltLayer { digest, size })
-                        .collect(),
-                    CopySource::Context => unreachable!(),
-                };
+                let from_layers = self.source_layers(source, inputs, step.span, what)?;
                 let from_view = self.view_of(&from_layers)?;
                 let mut all = Vec::new();
                 for pattern in &files.sources {
@@ -747,9 +813,9 @@ impl Build<'_> {
             };
             plan.add_inline(&file, &dest, dest_is_dir).map_err(|e| fail(e.to_string()))?;
         }
-        let layer = self.commit_plan(plan, step.span, what);
+        let summary = plan.write(out).map_err(|e| fail(e.to_string()));
         drop(temp_dirs);
-        layer
+        summary
     }
 
     /// ADD of a local tar archive (plain, gzip, bzip2, xz, zstd): extracted
@@ -762,7 +828,11 @@ impl Build<'_> {
             .prefix("add-")
             .tempdir_in(self.options.store.root().join("tmp"))
             .map_err(|e| format!("cannot make a temporary directory: {e}"))?;
-        crate::layer::extract(reader, dir.path(), &crate::layer::ExtractOptions::default())
+        let options = crate::layer::ExtractOptions {
+            ownership: self.archive_ownership.clone(),
+            ..crate::layer::ExtractOptions::default()
+        };
+        crate::layer::extract(reader, dir.path(), &options)
             .map_err(|e| format!("ADD {}: {e}", path.display()))?;
         Ok(Some(dir))
     }
@@ -907,6 +977,41 @@ impl Build<'_> {
         }
         let digest = blob.commit(Some(summary.diff_id))?;
         Ok(Some(BuiltLayer { digest, size: summary.uncompressed_size }))
+    }
+}
+
+/// Runs `write` (a COPY's layer, written to the pipe it gets) as the root
+/// of the rootless user namespace, storing the layer in `blob`; a step's
+/// error comes back with its message and hint.
+fn copy_as_namespace_root(
+    span: Span,
+    what: &str,
+    blob: &mut impl std::io::Write,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<LayerSummary, SolveError>,
+) -> Result<LayerSummary, SolveError> {
+    let done = sandbox::as_namespace_root(
+        |out| match write(out) {
+            Ok(summary) => Ok(summary.to_line().into_bytes()),
+            Err(SolveError::Step { message, hint, .. }) => {
+                Err(format!("{message}\0{}", hint.unwrap_or_default()))
+            }
+            Err(other) => Err(other.to_string()),
+        },
+        |chunk| blob.write_all(chunk),
+    );
+    match done {
+        Ok(Ok(line)) => LayerSummary::from_line(&line, Compression::None)
+            .ok_or_else(|| SolveError::at(span, what, "the copy helper's reply is garbled")),
+        Ok(Err(text)) => {
+            let (message, hint) = text.split_once('\0').unwrap_or((text.as_str(), ""));
+            Err(SolveError::Step {
+                span,
+                instruction: what.to_string(),
+                message: message.to_string(),
+                hint: (!hint.is_empty()).then(|| hint.to_string()),
+            })
+        }
+        Err(e) => Err(SolveError::at(span, what, format!("cannot read as the user namespace's root: {e}"))),
     }
 }
 
