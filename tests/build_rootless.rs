@@ -79,6 +79,7 @@ fn rootless_builds_keep_the_owners_steps_give_files() {
              COPY --from=app /app/locked/t /t\n\
              RUN mkdir -p /home/u/sub && chown -R 1000 /home/u && chmod 700 /home/u\n\
              COPY file /home/u/sub/file\n\
+             WORKDIR /home/u/sub/work\n\
              ADD owned.tar /archive/\n",
         )
         .unwrap();
@@ -132,6 +133,7 @@ fn rootless_builds_keep_the_owners_steps_give_files() {
             );
             assert_eq!(last.get("home/u/"), Some(&(0o700, 1000, 0)), "{snapshotter}");
             assert_eq!(last.get("home/u/sub/file"), Some(&(0o644, 0, 0)), "{snapshotter}: copied into it");
+            assert_eq!(last.get("home/u/sub/work/"), Some(&(0o755, 0, 0)), "{snapshotter}: a WORKDIR in it");
             assert_eq!(
                 last.get("archive/inside"),
                 Some(&(0o640, 1234, 4321)),

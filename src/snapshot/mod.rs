@@ -258,11 +258,6 @@ impl Snapshots {
         self
     }
 
-    /// The id map given by [`Snapshots::with_id_map`].
-    pub fn id_map(&self) -> Option<&IdMap> {
-        self.id_map.as_ref()
-    }
-
     pub fn snapshotter(&self) -> Snapshotter {
         self.snapshotter
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::layer::{Entry, EntryKind, LayerError, LayerSummary, LayerWriter};
 
-use crate::snapshot::{IdMap, MergedView, components};
+use crate::snapshot::{MergedView, components};
 
 /// A file to copy, with its name relative to the source it was found in
 /// (empty for the source itself).
@@ -66,9 +66,6 @@ pub struct CopyPlan<'v> {
     owner: Option<(u32, u32)>,
     chmod: Option<u32>,
     now: i64,
-    /// How owners on disk map to the image's (rootless: layer dirs hold
-    /// the host ids of the sandbox's user namespace).
-    disk_ids: Option<IdMap>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,23 +93,7 @@ impl<'v> CopyPlan<'v> {
         chmod: Option<u32>,
         now: i64,
     ) -> CopyPlan<'v> {
-        CopyPlan { view, entries: BTreeMap::new(), owner, chmod, now, disk_ids: None }
-    }
-
-    /// Reads owners on disk through `map` (host id → the image's id).
-    pub fn with_disk_ids(mut self, map: Option<IdMap>) -> Self {
-        self.disk_ids = map;
-        self
-    }
-
-    /// The entry for a file on disk, with the owner the image gives it.
-    fn disk_entry(&self, fs_path: &Path, k: &str) -> Result<Option<Entry>, CopyError> {
-        let Some(mut entry) = Entry::from_fs(fs_path, k)? else { return Ok(None) };
-        if let Some(map) = &self.disk_ids {
-            entry.uid = map.container_uid(entry.uid);
-            entry.gid = map.container_gid(entry.gid);
-        }
-        Ok(Some(entry))
+        CopyPlan { view, entries: BTreeMap::new(), owner, chmod, now }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -146,8 +127,7 @@ impl<'v> CopyPlan<'v> {
             } else {
                 match self.view.lookup(&target, false).map_err(io_at(&target))? {
                     Some(found) if found.metadata.is_dir() => {
-                        let entry = self
-                            .disk_entry(&found.fs_path, &k)?
+                        let entry = Entry::from_fs(&found.fs_path, &k)?
                             .ok_or_else(|| CopyError::Invalid(format!("{target} is not a directory")))?;
                         self.entries.insert(k, (entry, Content::None));
                     }
@@ -255,7 +235,7 @@ impl<'v> CopyPlan<'v> {
     }
 
     fn entry_for(&self, from: &SourceEntry, k: &str, keep_owner: bool) -> Result<Entry, CopyError> {
-        let mut entry = self.disk_entry(&from.fs_path, k)?.ok_or_else(|| {
+        let mut entry = Entry::from_fs(&from.fs_path, k)?.ok_or_else(|| {
             CopyError::Invalid(format!("{}: a socket cannot be copied", from.fs_path.display()))
         })?;
         if let Some((uid, gid)) = self.owner {

@@ -280,12 +280,6 @@ impl Build<'_> {
         Ok(self.snapshots.get_or_init(|| snapshots))
     }
 
-    /// How owners in layer dirs (and files extracted from ADD's archives)
-    /// map to the image's ids: rootless, from the sandbox's namespace.
-    fn disk_ids(&self) -> Result<Option<crate::snapshot::IdMap>, SolveError> {
-        Ok(self.snapshots()?.id_map().cloned())
-    }
-
     fn stage_label(&self, stage: usize) -> String {
         let plan = &self.plan.stages[stage];
         plan.header.name.clone().unwrap_or_else(|| format!("stage-{stage}"))
@@ -608,31 +602,41 @@ impl Build<'_> {
         match &step.kind {
             StepKind::Run { argv, run } => self.execute_run(id, step, argv, run, layers),
             StepKind::Config(Command::Workdir { .. }) => {
-                let view = self.view_of(layers)?;
-                let owner = self.user_owner(&view, &step.user, step.span)?;
-                let mut plan =
-                    CopyPlan::new(&view, owner, None, now_seconds()).with_disk_ids(self.disk_ids()?);
-                plan.ensure_dir(&step.workdir)
-                    .map_err(|e| SolveError::at(step.span, "WORKDIR", e.to_string()))?;
-                // BuildKit's WORKDIR always makes a layer, carrying the
-                // directory (and its parents) even when it existed.
-                self.commit_plan(plan, step.span, "WORKDIR").map(Some)
+                self.view_of(layers)?;
+                let write = |out: &mut dyn std::io::Write| {
+                    let fail = |e: copy::CopyError| SolveError::at(step.span, "WORKDIR", e.to_string());
+                    let view = self.view_of(layers)?;
+                    let owner = self.user_owner(&view, &step.user, step.span)?;
+                    let mut plan = CopyPlan::new(&view, owner, None, now_seconds());
+                    plan.ensure_dir(&step.workdir).map_err(fail)?;
+                    // BuildKit's WORKDIR always makes a layer, carrying the
+                    // directory (and its parents) even when it existed.
+                    plan.write(out).map_err(fail)
+                };
+                self.store_layer(step.span, "WORKDIR", write).map(Some)
             }
-            StepKind::Copy { files, source, chown, chmod, .. } => self
-                .execute_copy(step, files, source, chown.as_deref(), chmod.as_deref(), false, layers, inputs)
-                .map(Some),
-            StepKind::Add { files, chown, chmod, .. } => self
-                .execute_copy(
+            StepKind::Copy { files, source, chown, chmod, .. } => {
+                let copy = CopyStep {
                     step,
                     files,
-                    &CopySource::Context,
-                    chown.as_deref(),
-                    chmod.as_deref(),
-                    true,
-                    layers,
-                    inputs,
-                )
-                .map(Some),
+                    source,
+                    chown: chown.as_deref(),
+                    chmod: chmod.as_deref(),
+                    is_add: false,
+                };
+                self.execute_copy(&copy, layers, inputs).map(Some)
+            }
+            StepKind::Add { files, chown, chmod, .. } => {
+                let copy = CopyStep {
+                    step,
+                    files,
+                    source: &CopySource::Context,
+                    chown: chown.as_deref(),
+                    chmod: chmod.as_deref(),
+                    is_add: true,
+                };
+                self.execute_copy(&copy, layers, inputs).map(Some)
+            }
             StepKind::Config(_) => Ok(None),
         }
     }
@@ -654,48 +658,41 @@ impl Build<'_> {
             .map_err(|e| SolveError::at(span, "WORKDIR", e))
     }
 
-    fn commit_plan(&self, plan: CopyPlan<'_>, span: Span, what: &str) -> Result<BuiltLayer, SolveError> {
+    /// Stores the layer `write` makes from layer dirs (COPY, ADD, WORKDIR).
+    /// Rootless, a file may sit in a directory only a subordinate id can
+    /// enter, so `write` runs as the user namespace's root, where owners
+    /// read as the image's. It runs in a forked child then: the layer dirs
+    /// it reads must be unpacked, and the context walked, before the call.
+    fn store_layer(
+        &self,
+        span: Span,
+        what: &str,
+        write: impl FnOnce(&mut dyn std::io::Write) -> Result<LayerSummary, SolveError>,
+    ) -> Result<BuiltLayer, SolveError> {
         let mut blob = self.options.store.blob_writer()?;
-        let summary = plan.write(&mut blob).map_err(|e| SolveError::at(span, what, e.to_string()))?;
+        let summary = if sandbox::rootless() {
+            copy_as_namespace_root(span, what, &mut blob, write)?
+        } else {
+            write(&mut blob)?
+        };
         let digest = blob.commit(Some(summary.diff_id))?;
         Ok(BuiltLayer { digest, size: summary.uncompressed_size })
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn execute_copy(
         &self,
-        step: &crate::plan::Step,
-        files: &crate::dockerfile::instructions::SourcesAndDest,
-        source: &CopySource,
-        chown: Option<&str>,
-        chmod: Option<&str>,
-        is_add: bool,
+        copy: &CopyStep<'_>,
         layers: &[BuiltLayer],
         inputs: &HashMap<usize, BuiltStage>,
     ) -> Result<BuiltLayer, SolveError> {
-        let what = if is_add { "ADD" } else { "COPY" };
-        let write = |disk_ids: Option<crate::snapshot::IdMap>, out: &mut dyn std::io::Write| {
-            self.write_copy(step, files, source, chown, chmod, is_add, layers, inputs, disk_ids, out)
-        };
-        let mut blob = self.options.store.blob_writer()?;
-        let summary = if sandbox::rootless() {
-            // A stage's files, or the destination, may sit in a directory
-            // only a subordinate id can enter: the copy runs as the
-            // namespace's root, where owners already read as the image's.
-            // What needs threads or helpers of its own happens here first:
-            // unpacking the layer dirs, walking the context.
-            self.view_of(layers)?;
-            match source {
-                CopySource::Context if !files.sources.is_empty() => drop(self.context()?),
-                CopySource::Context => {}
-                _ => drop(self.view_of(&self.source_layers(source, inputs, step.span, what)?)?),
-            }
-            copy_as_namespace_root(step.span, what, &mut blob, |out| write(None, out))?
-        } else {
-            write(self.disk_ids()?, &mut blob)?
-        };
-        let digest = blob.commit(Some(summary.diff_id))?;
-        Ok(BuiltLayer { digest, size: summary.uncompressed_size })
+        let (span, what) = (copy.step.span, copy.what());
+        self.view_of(layers)?;
+        match copy.source {
+            CopySource::Context if !copy.files.sources.is_empty() => drop(self.context()?),
+            CopySource::Context => {}
+            source => drop(self.view_of(&self.source_layers(source, inputs, span, what)?)?),
+        }
+        self.store_layer(span, what, |out| self.write_copy(copy, layers, inputs, out))
     }
 
     /// The layers `COPY --from` reads: a stage's or an image's.
@@ -718,23 +715,16 @@ impl Build<'_> {
         })
     }
 
-    /// Writes the layer of a COPY or ADD to `out`; `disk_ids` maps the
-    /// owners of files read from layer dirs.
-    #[allow(clippy::too_many_arguments)]
+    /// Writes the layer of a COPY or ADD to `out`.
     fn write_copy(
         &self,
-        step: &crate::plan::Step,
-        files: &crate::dockerfile::instructions::SourcesAndDest,
-        source: &CopySource,
-        chown: Option<&str>,
-        chmod: Option<&str>,
-        is_add: bool,
+        copy: &CopyStep<'_>,
         layers: &[BuiltLayer],
         inputs: &HashMap<usize, BuiltStage>,
-        disk_ids: Option<crate::snapshot::IdMap>,
         out: &mut dyn std::io::Write,
     ) -> Result<LayerSummary, SolveError> {
-        let what = if is_add { "ADD" } else { "COPY" };
+        let CopyStep { step, files, source, chown, chmod, is_add } = *copy;
+        let what = copy.what();
         let fail = |message: String| SolveError::at(step.span, what, message);
         let view = self.view_of(layers)?;
         let owner = match chown {
@@ -763,7 +753,7 @@ impl Build<'_> {
             || files.dest == "."
             || files.dest.ends_with("/.")
             || files.sources.len() + files.contents.len() > 1;
-        let mut plan = CopyPlan::new(&view, owner, mode, now_seconds()).with_disk_ids(disk_ids);
+        let mut plan = CopyPlan::new(&view, owner, mode, now_seconds());
         let mut temp_dirs = Vec::new();
         match source {
             CopySource::Context => {
@@ -977,6 +967,23 @@ impl Build<'_> {
         }
         let digest = blob.commit(Some(summary.diff_id))?;
         Ok(Some(BuiltLayer { digest, size: summary.uncompressed_size }))
+    }
+}
+
+/// A COPY or ADD step, as it is executed.
+#[derive(Clone, Copy)]
+struct CopyStep<'a> {
+    step: &'a crate::plan::Step,
+    files: &'a crate::dockerfile::instructions::SourcesAndDest,
+    source: &'a CopySource,
+    chown: Option<&'a str>,
+    chmod: Option<&'a str>,
+    is_add: bool,
+}
+
+impl CopyStep<'_> {
+    fn what(&self) -> &'static str {
+        if self.is_add { "ADD" } else { "COPY" }
     }
 }
 
