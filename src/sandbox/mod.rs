@@ -45,7 +45,7 @@ pub use spec::{
     BindMount, ExitStatus, Network, Outcome, Output, OutputSink, Rlimit, RlimitResource, RootFs, SandboxSpec,
     Stdin, Stream,
 };
-pub use unshared::as_namespace_root;
+pub use unshared::{as_namespace_root, namespace_available};
 pub use user::{ResolvedUser, resolve_user};
 
 /// Whether sandboxes need a user namespace, i.e. the caller is not root.

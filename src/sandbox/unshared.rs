@@ -56,6 +56,13 @@ pub fn as_namespace_root(
     }
 }
 
+/// Whether this process can make (or has made) the helpers' user
+/// namespace; where the kernel forbids unprivileged user namespaces,
+/// callers do without one.
+pub fn namespace_available() -> bool {
+    namespace().is_ok()
+}
+
 /// A descriptor of the helpers' user namespace, made on first use: a child
 /// unshares it, this process writes its maps, and the descriptor keeps it
 /// after the child is gone.

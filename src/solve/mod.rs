@@ -663,6 +663,8 @@ impl Build<'_> {
     /// enter, so `write` runs as the user namespace's root, where owners
     /// read as the image's. It runs in a forked child then: the layer dirs
     /// it reads must be unpacked, and the context walked, before the call.
+    /// Where no user namespace can be made, the layer dirs hold only the
+    /// caller's files, and `write` runs here.
     fn store_layer(
         &self,
         span: Span,
@@ -670,7 +672,7 @@ impl Build<'_> {
         write: impl FnOnce(&mut dyn std::io::Write) -> Result<LayerSummary, SolveError>,
     ) -> Result<BuiltLayer, SolveError> {
         let mut blob = self.options.store.blob_writer()?;
-        let summary = if sandbox::rootless() {
+        let summary = if sandbox::rootless() && sandbox::namespace_available() {
             copy_as_namespace_root(span, what, &mut blob, write)?
         } else {
             write(&mut blob)?
