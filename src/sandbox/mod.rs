@@ -55,7 +55,7 @@ pub fn rootless() -> bool {
 
 /// How a rootless sandbox maps ids, as container id → host id ranges
 /// (uids, gids): the caller becomes 0, its subordinate ranges 1…n. The
-/// snapshot diff uses it to record files with the owners the process saw.
+/// snapshot module reads from it which of a layer's owners it can keep.
 pub fn rootless_id_mappings() -> (Vec<crate::layer::IdMapping>, Vec<crate::layer::IdMapping>) {
     idmap::IdMaps::for_current_user().mappings()
 }

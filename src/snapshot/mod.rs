@@ -86,22 +86,21 @@ pub enum SnapshotError {
     /// What the user-namespace helper reported (it names its paths).
     #[error("{0}")]
     Helper(String),
-    #[error("cannot work as the root of a user namespace: {0}")]
-    NoNamespace(io::Error),
+    #[error("the user-namespace helper failed: {0}")]
+    HelperFailed(io::Error),
 }
 
 /// Runs `work` as the root of a user namespace with a rootless sandbox's
-/// maps ([`crate::sandbox::as_namespace_root`]): `NoNamespace` when none
-/// could be made, `Helper` with the message of an error inside.
-fn as_namespace_root(work: impl FnOnce() -> Result<(), SnapshotError>) -> Result<(), SnapshotError> {
-    let done = crate::sandbox::as_namespace_root(
-        |_| work().map(|()| Vec::new()).map_err(|e| e.to_string()),
-        |_| Ok(()),
-    );
-    match done {
-        Ok(Ok(_)) => Ok(()),
+/// maps ([`crate::sandbox::as_namespace_root`]). What it writes reaches
+/// `read` here as it comes; what it returns comes back as its reply.
+fn as_namespace_root(
+    work: impl FnOnce(&mut dyn io::Write) -> Result<Vec<u8>, SnapshotError>,
+    read: impl FnMut(&[u8]) -> io::Result<()>,
+) -> Result<Vec<u8>, SnapshotError> {
+    match crate::sandbox::as_namespace_root(|out| work(out).map_err(|e| e.to_string()), read) {
+        Ok(Ok(reply)) => Ok(reply),
         Ok(Err(message)) => Err(SnapshotError::Helper(message)),
-        Err(e) => Err(SnapshotError::NoNamespace(e)),
+        Err(e) => Err(SnapshotError::HelperFailed(e)),
     }
 }
 
@@ -253,6 +252,8 @@ impl Snapshots {
 
     /// Uses `id_map` to give files the owners the layer records when
     /// unpacking as root, and to translate owners back when diffing.
+    /// Rootless it has no use: the work runs in the user namespace of the
+    /// sandboxes, whose maps decide.
     pub fn with_id_map(mut self, id_map: IdMap) -> Snapshots {
         self.id_map = Some(id_map);
         self

@@ -57,15 +57,17 @@ pub(super) fn unpack_layer(
             None => Ownership::Preserve,
         };
         publish(ownership, opaque_xattr())
-    } else {
+    } else if crate::sandbox::namespace_available() {
         // As the root of a user namespace with the sandbox's maps, files
-        // get the owners the layer records (within the subordinate ids);
-        // where no user namespace can be made, they stay the caller's.
+        // get the owners the layer records (within the subordinate ids).
         let ownership = namespace_ownership();
-        match super::as_namespace_root(|| publish(ownership, ROOTLESS_OPAQUE).map_err(rootless_hint)) {
-            Err(SnapshotError::NoNamespace(_)) => publish(Ownership::Ignore, ROOTLESS_OPAQUE),
-            other => other,
-        }
+        let unpack = |_: &mut dyn std::io::Write| {
+            publish(ownership, ROOTLESS_OPAQUE).map_err(rootless_hint).map(|()| Vec::new())
+        };
+        super::as_namespace_root(unpack, |_| Ok(())).map(drop)
+    } else {
+        // No user namespace here: the files stay the caller's.
+        publish(Ownership::Ignore, ROOTLESS_OPAQUE)
     };
     if filled.is_err() {
         let _ = working::remove_tree(&partial);

@@ -207,16 +207,10 @@ impl WorkingRoot {
         compression: Compression,
         ignore: &[PathBuf],
     ) -> Result<LayerSummary, SnapshotError> {
-        let upper = self.upper_dir().to_path_buf();
-        let reply = crate::sandbox::as_namespace_root(
-            |pipe| {
-                let summary = self.diff_here(pipe, compression, ignore, None).map_err(|e| e.to_string())?;
-                Ok(summary.to_line().into_bytes())
-            },
+        let reply = super::as_namespace_root(
+            |pipe| Ok(self.diff_here(pipe, compression, ignore, None)?.to_line().into_bytes()),
             |chunk| out.write_all(chunk),
-        )
-        .map_err(io_error(&upper))?
-        .map_err(SnapshotError::Helper)?;
+        )?;
         LayerSummary::from_line(&reply, compression).ok_or_else(|| {
             SnapshotError::Helper(format!(
                 "the diff helper's reply is garbled: {:?}",
@@ -256,26 +250,15 @@ fn copy_and_record(dir: &Path, lowers: &[PathBuf], copy: &Path) -> Result<Record
 /// (which keeps owners) is made by the root of a user namespace, and the
 /// state it records comes back as bytes. Owners are recorded as that
 /// namespace shows them, which is how the diff, made there too, sees them.
+/// The state is the helper's reply.
 fn copy_as_namespace_root(
     dir: &Path,
     lowers: &[PathBuf],
     copy: &Path,
 ) -> Result<RecordedState, SnapshotError> {
-    let mut bytes = Vec::new();
-    let reply = crate::sandbox::as_namespace_root(
-        |out| {
-            let state = copy_and_record(dir, lowers, copy).map_err(|e| e.to_string())?;
-            out.write_all(&recorded::encode(&state)).map_err(|e| e.to_string())?;
-            Ok(Vec::new())
-        },
-        |chunk| {
-            bytes.extend_from_slice(chunk);
-            Ok(())
-        },
-    )
-    .map_err(io_error(copy))?;
-    reply.map_err(SnapshotError::Helper)?;
-    recorded::decode(&bytes).ok_or_else(|| SnapshotError::Helper("the copy helper's state is garbled".into()))
+    let state =
+        super::as_namespace_root(|_| Ok(recorded::encode(&copy_and_record(dir, lowers, copy)?)), |_| Ok(()))?;
+    recorded::decode(&state).ok_or_else(|| SnapshotError::Helper("the copy helper's state is garbled".into()))
 }
 
 /// Returns once the filesystem clock has moved past every recorded ctime,

@@ -82,6 +82,10 @@ pub fn write_rootfs_tar(store: &Store, image: &Image, dest: &Path) -> Result<(),
     if !crate::sandbox::rootless() {
         return write(Ownership::Preserve);
     }
+    if !crate::sandbox::namespace_available() {
+        // No user namespace here: the owners cannot be kept.
+        return write(Ownership::Ignore);
+    }
     // Asked here: inside, this process is the namespace's root.
     let ownership = crate::snapshot::namespace_ownership();
     let done = crate::sandbox::as_namespace_root(
@@ -95,8 +99,9 @@ pub fn write_rootfs_tar(store: &Store, image: &Image, dest: &Path) -> Result<(),
     );
     match done {
         Ok(result) => result.map(drop).map_err(SolveError::Other),
-        // No user namespace here: the owners cannot be kept.
-        Err(_) => write(Ownership::Ignore),
+        Err(e) => {
+            Err(SolveError::Other(format!("{}: the user-namespace helper failed: {e}", dest.display())))
+        }
     }
 }
 

@@ -271,12 +271,7 @@ impl Build<'_> {
         if let Some(snapshots) = self.snapshots.get() {
             return Ok(snapshots);
         }
-        let mut snapshots =
-            Snapshots::open(self.options.store).map_err(|e| SolveError::Other(e.to_string()))?;
-        if sandbox::rootless() {
-            let (uids, gids) = sandbox::rootless_id_mappings();
-            snapshots = snapshots.with_id_map(crate::snapshot::IdMap { uids, gids });
-        }
+        let snapshots = Snapshots::open(self.options.store).map_err(|e| SolveError::Other(e.to_string()))?;
         Ok(self.snapshots.get_or_init(|| snapshots))
     }
 
