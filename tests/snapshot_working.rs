@@ -1,5 +1,6 @@
 //! Working roots: release, cleanup after a crash, and the rootless path.
 
+mod common;
 mod snapshot_support;
 
 use std::fs;
@@ -141,7 +142,7 @@ fn helper_rootless() {
 /// do not reach fails the unpack, naming the entry and where ids come from.
 fn an_owner_past_the_subordinate_ids_is_refused(store: &Store) {
     let (uids, _) = hoist::sandbox::rootless_id_mappings();
-    let Some(sub) = uids.get(1) else { return };
+    let sub = uids.get(1).expect("the test user has subordinate ids");
     let mut far = Entry::new("far-away", EntryKind::File { size: 1 });
     far.uid = u64::from(sub.container_id + sub.size);
     let layer = store_entries(store, &[(far, &b"x"[..])]);
@@ -210,10 +211,9 @@ fn rootless_unpack_and_diff_work() {
     if !is_root() {
         return;
     }
-    let user = "hoisttest";
-    if !Command::new("id").arg(user).output().unwrap().status.success() {
-        assert!(Command::new("useradd").args(["-m", user]).status().unwrap().success());
-    }
+    // The user, with subordinate ids (so the owners check below runs).
+    common::rootless::set_up_users();
+    let user = common::rootless::WITH_SUBIDS;
     let output = Command::new("runuser")
         .args(["-u", user, "--"])
         .arg(std::env::current_exe().unwrap())
