@@ -1,12 +1,24 @@
 //! hoist: a daemonless Dockerfile build engine.
 //!
-//! The pipeline (see DESIGN.md): [`dockerfile`] parses Dockerfiles into typed
-//! instructions; [`layer`], [`image`] and [`store`] hold images and move them
-//! in and out; later stages plan, solve and export. The library is
-//! usable without the CLI.
+//! The pipeline, one direction (see `ARCHITECTURE.md` for the map):
+//!
+//! - [`dockerfile`]: text → syntax tree → typed instructions.
+//! - [`plan`]: instructions, build args and base configs → a graph of ops.
+//! - [`solve`]: ops executed with the cache, [`context`], [`sandbox`] and
+//!   [`snapshot`] → layers and a config.
+//! - [`export`]: the result into the [`store`] and out of it (archives,
+//!   directories); [`build()`] runs the whole pipeline.
+//!
+//! Below them: [`layer`] (tar layers), [`image`] (image types), [`store`]
+//! (the local OCI layout), [`progress`] (events and renderers),
+//! [`diagnostic`] (errors at a Dockerfile line). The library is usable
+//! without the CLI.
 
+pub mod build;
 pub mod context;
+pub mod diagnostic;
 pub mod dockerfile;
+pub mod export;
 pub mod image;
 pub mod layer;
 pub mod plan;
@@ -15,3 +27,5 @@ pub mod sandbox;
 pub mod snapshot;
 pub mod solve;
 pub mod store;
+
+pub use build::{BuildError, BuildRequest, Built, build};

@@ -158,7 +158,7 @@ fn docker_filesystem(docker: &Dockerd, tag: &str, work: &Path) -> PathBuf {
     let dest = work.join(format!("{tag}.docker-fs"));
     let store = hoist::store::Store::open(&store).unwrap();
     let image = store.resolve(tag).unwrap().image;
-    hoist::solve::export::write_local(&store, &image, &dest).unwrap();
+    hoist::export::output::write_local(&store, &image, &dest).unwrap();
     dest
 }
 

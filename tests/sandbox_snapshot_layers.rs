@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use common::rootless::{WITH_SUBIDS, as_user};
 use common::sandbox::{child_processes, host_mounts};
-use hoist::image::import::{ImportOptions, import};
+use hoist::export::import::{ImportOptions, import};
 use hoist::image::reference::Reference;
 use hoist::layer::Compression;
 use hoist::sandbox::{self, ExitStatus, Output, RootFs, SandboxSpec};

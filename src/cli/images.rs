@@ -8,10 +8,12 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
-use hoist::image::archive::{self, SaveItem};
-use hoist::image::config::{ImageConfig, human_age, human_size, parse_rfc3339};
-use hoist::image::import::{ImportOptions, apply_change, import as import_image};
+use hoist::export::archive::{self, SaveItem};
+use hoist::export::import::{ImportOptions, apply_change, import as import_image};
+use hoist::image::config::ImageConfig;
+use hoist::image::display::{human_age, human_size};
 use hoist::image::reference::Reference;
+use hoist::image::time::parse_rfc3339;
 use hoist::store::{ImageSummary, RemovedImage, StoreError};
 
 use super::{Context, Failure};

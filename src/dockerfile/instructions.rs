@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::ParseError;
+use super::Diagnostic;
 use super::parse::{Dockerfile, Form, Heredoc, Node, Span, column_of};
 
 /// One validated instruction with where it came from.
@@ -188,7 +188,7 @@ const INSTRUCTIONS: [&str; 18] = [
 ];
 
 /// Types every instruction and checks that each one but ARG follows a FROM.
-pub fn typed(file: &Dockerfile) -> Result<Vec<Instruction>, ParseError> {
+pub fn typed(file: &Dockerfile) -> Result<Vec<Instruction>, Diagnostic> {
     let mut out = Vec::with_capacity(file.nodes.len());
     let mut seen_from = false;
     for node in &file.nodes {
@@ -217,13 +217,13 @@ pub fn typed(file: &Dockerfile) -> Result<Vec<Instruction>, ParseError> {
 }
 
 /// Types one instruction.
-pub fn instruction(node: &Node) -> Result<Instruction, ParseError> {
+pub fn instruction(node: &Node) -> Result<Instruction, Diagnostic> {
     let command = command(node)?;
     Ok(Instruction { span: node.span, original: node.original.clone(), command })
 }
 
-fn error(node: &Node, message: impl Into<String>) -> ParseError {
-    ParseError {
+fn error(node: &Node, message: impl Into<String>) -> Diagnostic {
+    Diagnostic {
         message: message.into(),
         line: node.span.start,
         end_line: node.span.end,
@@ -232,17 +232,17 @@ fn error(node: &Node, message: impl Into<String>) -> ParseError {
     }
 }
 
-fn command(node: &Node) -> Result<Command, ParseError> {
+fn command(node: &Node) -> Result<Command, Diagnostic> {
     let name = node.keyword.to_uppercase();
     let args = &node.args;
-    let exactly_one = || -> Result<String, ParseError> {
+    let exactly_one = || -> Result<String, Diagnostic> {
         match args.as_slice() {
             [one] => Ok(one.clone()),
             _ => Err(error(node, format!("{name} requires exactly one argument"))
                 .with_hint(format!("write `{name} <value>`"))),
         }
     };
-    let at_least_one = || -> Result<(), ParseError> {
+    let at_least_one = || -> Result<(), Diagnostic> {
         if args.is_empty() {
             Err(error(node, format!("{name} requires at least one argument")))
         } else {
@@ -485,7 +485,7 @@ fn command_line(node: &Node) -> CommandLine {
     CommandLine { args, prepend_shell: !exec, files: node.heredocs.clone() }
 }
 
-fn sources_and_dest(node: &Node) -> Result<SourcesAndDest, ParseError> {
+fn sources_and_dest(node: &Node) -> Result<SourcesAndDest, Diagnostic> {
     let name = node.keyword.to_uppercase();
     let Some((dest, sources)) = node.args.split_last().filter(|(_, s)| !s.is_empty()) else {
         return Err(error(
@@ -530,7 +530,7 @@ pub fn strip_leading_tabs(text: &str) -> String {
     text.split_inclusive('\n').map(|line| line.trim_start_matches('\t')).collect()
 }
 
-fn healthcheck(node: &Node) -> Result<Healthcheck, ParseError> {
+fn healthcheck(node: &Node) -> Result<Healthcheck, Diagnostic> {
     let Some(kind) = node.args.first() else {
         return Err(error(node, "HEALTHCHECK requires at least one argument")
             .with_hint("write `HEALTHCHECK CMD <command>` or `HEALTHCHECK NONE`"));
@@ -564,7 +564,7 @@ fn healthcheck(node: &Node) -> Result<Healthcheck, ParseError> {
     }
     let mut test = vec![if exec { "CMD" } else { "CMD-SHELL" }.to_string()];
     test.extend(command);
-    let mut duration = |name: &str| -> Result<Option<Duration>, ParseError> {
+    let mut duration = |name: &str| -> Result<Option<Duration>, Diagnostic> {
         let Some(text) = flags.string(name) else { return Ok(None) };
         let parsed = parse_go_duration(&text).ok_or_else(|| {
             error(node, format!("time: invalid duration \"{text}\" for --{name}"))
@@ -658,7 +658,7 @@ struct Flags {
 }
 
 impl Flags {
-    fn parse(node: &Node, takes: &[(&str, Kind)]) -> Result<Flags, ParseError> {
+    fn parse(node: &Node, takes: &[(&str, Kind)]) -> Result<Flags, Diagnostic> {
         let name = node.keyword.to_uppercase();
         let mut values: Vec<(String, Vec<String>)> = Vec::new();
         for flag in &node.flags {
@@ -668,7 +668,7 @@ impl Flags {
                 None => (body, None),
             };
             let needle = format!("--{key}");
-            let at = |e: ParseError| ParseError {
+            let at = |e: Diagnostic| Diagnostic {
                 column: node.column + column_of(&node.original, &needle) - 1,
                 ..e
             };
@@ -740,25 +740,10 @@ fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let word = word.to_lowercase();
     candidates
         .iter()
-        .map(|c| (edit_distance(&word, &c.to_lowercase()), *c))
+        .map(|c| (strsim::levenshtein(&word, &c.to_lowercase()), *c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(row[j]).min(row[j + 1]) };
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]
@@ -766,7 +751,7 @@ mod tests {
     use super::*;
     use crate::dockerfile::parse;
 
-    fn typed_src(src: &str) -> Result<Vec<Instruction>, ParseError> {
+    fn typed_src(src: &str) -> Result<Vec<Instruction>, Diagnostic> {
         typed(&parse(src).expect("parses"))
     }
 

@@ -15,18 +15,13 @@ use pest::Parser as _;
 use pest::iterators::Pair;
 use serde::Serialize;
 
-use super::ParseError;
+pub use crate::diagnostic::Span;
+
+use super::Diagnostic;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/dockerfile.pest"]
 struct LineGrammar;
-
-/// Lines of the source a node covers, 1-based and inclusive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Span {
-    pub start: usize,
-    pub end: usize,
-}
 
 /// A parser directive from the top of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -105,12 +100,12 @@ const MAX_ONBUILD_DEPTH: usize = 16;
 const MAX_JSON_DEPTH: usize = 100;
 
 /// Parses Dockerfile bytes; invalid UTF-8 is replaced with U+FFFD.
-pub fn parse_bytes(src: &[u8]) -> Result<Dockerfile, ParseError> {
+pub fn parse_bytes(src: &[u8]) -> Result<Dockerfile, Diagnostic> {
     parse(&String::from_utf8_lossy(src))
 }
 
 /// Parses a Dockerfile.
-pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
+pub fn parse(src: &str) -> Result<Dockerfile, Diagnostic> {
     let mut lines = PhysicalLines { rest: src };
     let mut directives = DirectiveState::default();
     let mut escape = '\\';
@@ -130,7 +125,7 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
                 "\\" => '\\',
                 "`" => '`',
                 other => {
-                    return Err(ParseError::at(
+                    return Err(Diagnostic::at_line(
                         format!("invalid escape token '{other}' does not match ` or \\"),
                         current_line + 1,
                     )
@@ -188,7 +183,7 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
                     heredoc.content.push_str(raw);
                 }
                 if !terminated {
-                    return Err(ParseError {
+                    return Err(Diagnostic {
                         message: format!(
                             "unterminated heredoc: <<{} opened on line {start_line} is never closed",
                             heredoc.name
@@ -211,7 +206,7 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
     }
 
     if nodes.is_empty() {
-        return Err(ParseError::at("file with no instructions", current_line.max(1))
+        return Err(Diagnostic::at_line("file with no instructions", current_line.max(1))
             .with_hint("a Dockerfile needs at least one instruction, starting with FROM"));
     }
     Ok(Dockerfile { directives: directives.parsed, escape, nodes, warnings })
@@ -310,7 +305,7 @@ struct DirectiveState {
 }
 
 impl DirectiveState {
-    fn check(&mut self, line: &str, line_no: usize) -> Result<Option<Directive>, ParseError> {
+    fn check(&mut self, line: &str, line_no: usize) -> Result<Option<Directive>, Diagnostic> {
         if self.done {
             return Ok(None);
         }
@@ -326,8 +321,11 @@ impl DirectiveState {
             return Ok(None);
         }
         if self.parsed.iter().any(|d| d.name == name) {
-            return Err(ParseError::at(format!("only one {name} parser directive can be used"), line_no)
-                .with_hint("remove the repeated directive"));
+            return Err(Diagnostic::at_line(
+                format!("only one {name} parser directive can be used"),
+                line_no,
+            )
+            .with_hint("remove the repeated directive"));
         }
         let directive = Directive { name, value, line: line_no };
         self.parsed.push(directive.clone());
@@ -348,8 +346,8 @@ impl LineError {
         LineError { message: message.into(), hint: None, at: None }
     }
 
-    fn into_error(self, start: usize, end: usize, column: usize, line: &str) -> ParseError {
-        ParseError {
+    fn into_error(self, start: usize, end: usize, column: usize, line: &str) -> Diagnostic {
+        Diagnostic {
             column: column + self.at.as_deref().map_or(1, |at| column_of(line, at)) - 1,
             message: self.message,
             line: start,
@@ -543,53 +541,45 @@ fn json_depth(text: &str) -> usize {
     max
 }
 
+/// A JSON string token (quotes included; the grammar has checked its
+/// escapes) decoded as Go's `encoding/json` decodes it, which BuildKit uses:
+/// an unpaired UTF-16 surrogate becomes U+FFFD where serde_json refuses it.
 fn decode_json_string(pair: Pair<'_, Rule>) -> String {
-    let raw = pair.into_inner().next().map_or("", |p| p.as_str());
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('b') => out.push('\u{08}'),
-            Some('f') => out.push('\u{0C}'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('t') => out.push('\t'),
-            Some('u') => {
-                let unit = hex4(&mut chars);
-                if (0xD800..0xDC00).contains(&unit) {
-                    // A high surrogate needs a low one right after it.
-                    let mut look = chars.clone();
-                    if look.next() == Some('\\') && look.next() == Some('u') {
-                        let low = hex4(&mut look);
-                        if (0xDC00..0xE000).contains(&low) {
-                            chars = look;
-                            let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-                            out.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
-                            continue;
-                        }
-                    }
-                    out.push('\u{FFFD}');
-                } else {
-                    out.push(char::from_u32(unit).unwrap_or('\u{FFFD}'));
-                }
-            }
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    out
+    let text = pair.as_str();
+    serde_json::from_str(text)
+        .or_else(|_| serde_json::from_str(&lone_surrogates_replaced(text)))
+        .unwrap_or_default()
 }
 
-fn hex4(chars: &mut std::str::Chars<'_>) -> u32 {
-    let mut value = 0;
-    for _ in 0..4 {
-        value = value * 16 + chars.next().and_then(|c| c.to_digit(16)).unwrap_or(0);
+/// `text` with every `\uXXXX` escape of a surrogate that is not half of a
+/// high-low pair replaced by `\ufffd`.
+fn lone_surrogates_replaced(text: &str) -> String {
+    let surrogate = |escape: &str, range: std::ops::Range<u32>| {
+        escape
+            .strip_prefix("\\u")
+            .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+            .is_some_and(|u| range.contains(&u))
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let escape = rest.get(..6).unwrap_or(rest);
+        if surrogate(escape, 0xD800..0xDC00) && surrogate(rest.get(6..12).unwrap_or(""), 0xDC00..0xE000) {
+            out.push_str(&rest[..12]);
+            rest = &rest[12..];
+        } else if surrogate(escape, 0xD800..0xE000) {
+            out.push_str("\\ufffd");
+            rest = &rest[6..];
+        } else {
+            let len = 1 + rest[1..].chars().next().map_or(0, char::len_utf8);
+            out.push_str(&rest[..len]);
+            rest = &rest[len..];
+        }
     }
-    value
+    out.push_str(rest);
+    out
 }
 
 /// Words for ARG, ENV and LABEL: split on unquoted whitespace, with quotes
@@ -886,6 +876,11 @@ mod tests {
     #[test]
     fn json_surrogate_pair_decodes() {
         assert_eq!(dump("CMD [\"\\ud83d\\ude00\"]"), "(cmd \"😀\")\n");
+    }
+
+    #[test]
+    fn json_lone_surrogates_decode_to_the_replacement_character() {
+        assert_eq!(dump("CMD [\"a\\ud83dz\", \"\\ude00\\\\u\"]"), "(cmd \"a\u{fffd}z\" \"\u{fffd}\\\\u\")\n");
     }
 
     #[test]

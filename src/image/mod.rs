@@ -1,9 +1,13 @@
-//! Images as data: [`reference`] (Docker's name normalisation), [`config`]
-//! (the image configuration with Docker's extensions), [`archive`]
-//! (docker-archive / OCI archive save and load) and [`import`] (a rootfs
-//! tarball as a one-layer image). Manifests and indexes use `oci-spec`.
+//! Images as data: the types hoist reads and writes, and nothing that does I/O.
+//!
+//! - [`reference`]: image names as Docker normalises them.
+//! - [`config`]: the image configuration with Docker's extensions.
+//! - [`time`]: RFC 3339 times as configs write them.
+//! - [`display`]: ages and sizes as `docker images` prints them.
+//!
+//! Manifests and indexes use `oci-spec`'s types.
 
-pub mod archive;
 pub mod config;
-pub mod import;
+pub mod display;
 pub mod reference;
+pub mod time;

@@ -1,46 +1,64 @@
 //! Plan: typed instructions, build args, the target and the base images'
-//! configs → a build graph. Pure: no I/O, testable on its own.
+//! configs → a graph of stages made of plan-owned [`Op`]s. Pure: no I/O.
 //!
-//! [`bases`] is the first pass: it expands the global ARGs (those before
-//! the first FROM, plus the automatic platform ARGs) into every FROM line
-//! and every `COPY --from` that names an image, so the caller knows which
-//! images to load. [`plan`] is the second pass: given those images'
-//! configurations it walks each stage with BuildKit's ARG/ENV scoping (a
-//! global ARG must be redeclared in a stage to be used there; ENV overrides
-//! an ARG of the same name; ARGs reach RUN as environment but not the
-//! image), injects the base image's ONBUILD triggers, expands the words of
-//! the instructions that Docker expands, records which build args each step
-//! used (only those enter its cache key), and returns a [`Plan`]: the
-//! stages the target needs, in an order that respects their dependencies,
-//! as a petgraph DAG.
+//! - [`bases`], the first pass: the global ARGs expanded into every FROM and
+//!   every `COPY --from` that names an image, so the caller knows which
+//!   images to fetch.
+//! - [`plan`], the second pass: each stage walked with BuildKit's ARG/ENV
+//!   scoping, ONBUILD triggers injected, words expanded, each step lowered to
+//!   an [`Op`] (heredocs, shebang scripts, flags and destinations resolved),
+//!   its history text written and the build args it used recorded; config
+//!   changes applied; the stages the target needs ordered as a petgraph DAG.
+//! - [`config`]: what config-only instructions change (also used by
+//!   `hoist import --change`).
+//! - Errors are [`Diagnostic`]s carrying the instruction's span.
+//!
+//! Nothing after this stage knows Dockerfile syntax: `solve` executes ops.
+
+pub mod config;
+mod history;
+mod lower;
+mod ops;
+mod scope;
+mod stage;
+
+pub use ops::{
+    ConfigChange, CopyFrom, CopyKind, CopyOp, InlineFile, InlineScript, Network, Op, RunOp, WorkdirOp,
+};
+pub use scope::PROXY_ARGS;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
 
 use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
 
-use crate::dockerfile::ParseError;
-use crate::dockerfile::instructions::{self, Command, Instruction, SourcesAndDest};
-use crate::dockerfile::parse::Span;
-use crate::dockerfile::shell::{Env, ShellLexer};
-use crate::image::config::{self, ImageConfig};
+use crate::diagnostic::{Diagnostic, Span};
+use crate::dockerfile::instructions::{Command, Instruction};
+use crate::dockerfile::shell::ShellLexer;
+use crate::image::config::{ImageConfig, host_architecture};
+use scope::GlobalArgs;
+use stage::{StageContext, plan_stage};
 
 /// A platform as `os/arch[/variant]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
+    /// `linux`.
     pub os: String,
+    /// `amd64`, `arm64`…
     pub architecture: String,
+    /// `v7` for `linux/arm/v7`.
     pub variant: Option<String>,
 }
 
 impl Platform {
     /// This machine's platform.
     pub fn host() -> Platform {
-        Platform { os: "linux".into(), architecture: config::host_architecture().into(), variant: None }
+        Platform { os: "linux".into(), architecture: host_architecture().into(), variant: None }
     }
 
     /// Parses `linux/amd64`, `linux/arm/v7`.
-    pub fn parse(text: &str) -> Result<Platform, PlanError> {
+    pub fn parse(text: &str) -> Result<Platform, String> {
         let parts: Vec<&str> = text.split('/').collect();
         match parts.as_slice() {
             [os, arch] if !os.is_empty() && !arch.is_empty() => {
@@ -53,16 +71,22 @@ impl Platform {
                     variant: Some(variant.to_string()),
                 })
             }
-            _ => Err(PlanError::new(format!(
-                "invalid platform {text:?}: write os/arch[/variant], e.g. linux/amd64"
-            ))),
+            _ => Err(format!("invalid platform {text:?}: write os/arch[/variant], e.g. linux/amd64")),
         }
     }
 
-    fn text(&self) -> String {
+    /// Whether a machine of this platform runs `other`'s programs (the
+    /// variant aside: hoist does not emulate).
+    pub fn runs(&self, other: &Platform) -> bool {
+        self.os == other.os && self.architecture == other.architecture
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.variant {
-            Some(v) => format!("{}/{}/{v}", self.os, self.architecture),
-            None => format!("{}/{}", self.os, self.architecture),
+            Some(v) => write!(f, "{}/{}/{v}", self.os, self.architecture),
+            None => write!(f, "{}/{}", self.os, self.architecture),
         }
     }
 }
@@ -73,9 +97,14 @@ pub struct PlanRequest {
     /// `--build-arg K=V`; a `--build-arg K` without value is resolved by the
     /// caller from its environment (absent there: not passed at all).
     pub build_args: BTreeMap<String, String>,
+    /// `--target`: the stage to build, by name (lower case).
     pub target: Option<String>,
+    /// The platform built for (`TARGETPLATFORM`).
     pub platform: Platform,
+    /// The platform building (`BUILDPLATFORM`).
     pub build_platform: Platform,
+    /// `--network`: what `RUN` gets when it does not say.
+    pub network: Network,
 }
 
 impl Default for PlanRequest {
@@ -85,49 +114,15 @@ impl Default for PlanRequest {
             target: None,
             platform: Platform::host(),
             build_platform: Platform::host(),
+            network: Network::Host,
         }
     }
 }
 
-/// A Dockerfile that cannot be planned; `span` points at the instruction.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct PlanError {
-    pub message: String,
-    pub span: Option<Span>,
-    pub hint: Option<String>,
-}
-
-impl PlanError {
-    fn new(message: impl Into<String>) -> PlanError {
-        PlanError { message: message.into(), span: None, hint: None }
-    }
-
-    fn at(span: Span, message: impl Into<String>) -> PlanError {
-        PlanError { message: message.into(), span: Some(span), hint: None }
-    }
-
-    fn hint(mut self, hint: impl Into<String>) -> PlanError {
-        self.hint = Some(hint.into());
-        self
-    }
-
-    /// The same error in the parser's form, to render with the source line.
-    pub fn to_parse_error(&self) -> ParseError {
-        let span = self.span.unwrap_or(Span { start: 1, end: 1 });
-        ParseError {
-            message: self.message.clone(),
-            line: span.start,
-            end_line: span.end,
-            column: 1,
-            hint: self.hint.clone(),
-        }
-    }
-}
-
-/// What a stage (or a `COPY --from`) starts from.
+/// What a stage starts from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Base {
+    /// Nothing.
     Scratch,
     /// An image reference as written after expansion (`alpine:3`).
     Image(String),
@@ -137,137 +132,6 @@ pub enum Base {
 
 /// The PATH BuildKit sets when a base image has none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// Args proxies may set without a declaration; they are not recorded in
-/// the image history unless declared.
-pub const PROXY_ARGS: [&str; 8] = [
-    "HTTP_PROXY",
-    "http_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "FTP_PROXY",
-    "ftp_proxy",
-    "NO_PROXY",
-    "no_proxy",
-];
-
-/// The automatic platform ARGs for the global scope.
-fn platform_args(request: &PlanRequest) -> Vec<(String, String)> {
-    let target = &request.platform;
-    let build = &request.build_platform;
-    vec![
-        ("TARGETPLATFORM".into(), target.text()),
-        ("TARGETOS".into(), target.os.clone()),
-        ("TARGETARCH".into(), target.architecture.clone()),
-        ("TARGETVARIANT".into(), target.variant.clone().unwrap_or_default()),
-        ("BUILDPLATFORM".into(), build.text()),
-        ("BUILDOS".into(), build.os.clone()),
-        ("BUILDARCH".into(), build.architecture.clone()),
-        ("BUILDVARIANT".into(), build.variant.clone().unwrap_or_default()),
-    ]
-}
-
-/// An ordered name → value list where a later assignment replaces an
-/// earlier one in place (Docker's env semantics).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Vars(Vec<(String, String)>);
-
-impl Vars {
-    pub fn set(&mut self, key: &str, value: &str) {
-        match self.0.iter_mut().find(|(k, _)| k == key) {
-            Some(entry) => entry.1 = value.to_string(),
-            None => self.0.push((key.to_string(), value.to_string())),
-        }
-    }
-
-    pub fn remove(&mut self, key: &str) {
-        self.0.retain(|(k, _)| k != key);
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-
-    pub fn entries(&self) -> &[(String, String)] {
-        &self.0
-    }
-
-    fn from_env_list(env: &[String]) -> Vars {
-        let mut vars = Vars::default();
-        for entry in env {
-            let (k, v) = entry.split_once('=').unwrap_or((entry, ""));
-            vars.set(k, v);
-        }
-        vars
-    }
-
-    /// `KEY=VALUE` strings.
-    pub fn to_env_list(&self) -> Vec<String> {
-        self.0.iter().map(|(k, v)| format!("{k}={v}")).collect()
-    }
-}
-
-/// Expansion environment: ENV first, then ARGs ENV does not shadow.
-struct Scope<'a> {
-    env: &'a Vars,
-    args: &'a Vars,
-}
-
-impl Env for Scope<'_> {
-    fn lookup(&self, name: &str) -> Option<&str> {
-        self.env.get(name).or_else(|| self.args.get(name))
-    }
-}
-
-impl Env for Vars {
-    fn lookup(&self, name: &str) -> Option<&str> {
-        self.get(name)
-    }
-}
-
-/// The global scope: ARGs before the first FROM, with build-arg values.
-struct GlobalArgs {
-    vars: Vars,
-    /// Declared names (for redeclaration inside stages).
-    declared: BTreeSet<String>,
-}
-
-fn global_args(
-    instructions: &[Instruction],
-    request: &PlanRequest,
-    lexer: &ShellLexer,
-    used: &mut BTreeSet<String>,
-) -> Result<GlobalArgs, PlanError> {
-    let mut vars = Vars::default();
-    for (k, v) in platform_args(request) {
-        vars.set(&k, &v);
-    }
-    let mut declared = BTreeSet::new();
-    for instruction in instructions {
-        let Command::Arg { args } = &instruction.command else { break };
-        for arg in args {
-            declared.insert(arg.name.clone());
-            let value = if let Some(given) = request.build_args.get(&arg.name) {
-                used.insert(arg.name.clone());
-                Some(given.clone())
-            } else {
-                match &arg.default {
-                    Some(default) => Some(
-                        lexer
-                            .process_word(default, &vars)
-                            .map_err(|e| PlanError::at(instruction.span, format!("ARG {}: {e}", arg.name)))?
-                            .value,
-                    ),
-                    None => None,
-                }
-            };
-            if let Some(value) = value {
-                vars.set(&arg.name, &value);
-            }
-        }
-    }
-    Ok(GlobalArgs { vars, declared })
-}
 
 /// Stage boundaries: (index of the FROM instruction, its end).
 fn stage_ranges(instructions: &[Instruction]) -> Vec<(usize, usize)> {
@@ -287,21 +151,44 @@ fn stage_ranges(instructions: &[Instruction]) -> Vec<(usize, usize)> {
 /// One stage's FROM, expanded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageHeader {
+    /// The stage's position in the file.
     pub index: usize,
+    /// `AS name`, lower case.
     pub name: Option<String>,
+    /// What it builds on.
     pub base: Base,
+    /// `FROM --platform`, expanded.
     pub platform: Option<String>,
+    /// The FROM line.
     pub span: Span,
 }
 
+/// The images a Dockerfile builds on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bases {
+    /// Every stage's FROM, expanded.
+    pub headers: Vec<StageHeader>,
+    /// Images named by `COPY --from` (not stages), with the line naming them.
+    pub copy_images: Vec<(String, Span)>,
+}
+
+impl Bases {
+    /// Every image named, once, with the first line naming it.
+    pub fn images(&self) -> Vec<(String, Span)> {
+        let mut seen = BTreeSet::new();
+        let from = self.headers.iter().filter_map(|h| match &h.base {
+            Base::Image(name) => Some((name.clone(), h.span)),
+            _ => None,
+        });
+        from.chain(self.copy_images.iter().cloned()).filter(|(name, _)| seen.insert(name.clone())).collect()
+    }
+}
+
 /// First pass: every stage's base, and every image a `COPY --from` names.
-pub fn bases(
-    instructions: &[Instruction],
-    request: &PlanRequest,
-) -> Result<(Vec<StageHeader>, Vec<String>), PlanError> {
+pub fn bases(instructions: &[Instruction], request: &PlanRequest) -> Result<Bases, Diagnostic> {
     let lexer = ShellLexer::new('\\');
     let mut used = BTreeSet::new();
-    let globals = global_args(instructions, request, &lexer, &mut used)?;
+    let globals = GlobalArgs::read(instructions, request, &lexer, &mut used)?;
     let mut headers: Vec<StageHeader> = Vec::new();
     let mut copy_images = Vec::new();
     for (index, (start, end)) in stage_ranges(instructions).into_iter().enumerate() {
@@ -311,31 +198,29 @@ pub fn bases(
             lexer
                 .process_word(word, &globals.vars)
                 .map(|e| e.value)
-                .map_err(|e| PlanError::at(instruction.span, format!("FROM {word}: {e}")))
+                .map_err(|e| Diagnostic::at(instruction.span, format!("FROM {word}: {e}")))
         };
         let image = expand(&from.image)?;
         if image.is_empty() {
-            return Err(PlanError::at(
+            return Err(Diagnostic::at(
                 instruction.span,
                 format!("FROM {} expands to an empty name", from.image),
             )
-            .hint("give the ARG a default or pass --build-arg"));
+            .with_hint("give the ARG a default or pass --build-arg"));
         }
         let platform = from.platform.as_deref().map(expand).transpose()?;
         let base = if image.eq_ignore_ascii_case("scratch") {
             Base::Scratch
-        } else if let Some(stage) =
-            headers.iter().find(|h| h.name.as_deref() == Some(image.to_lowercase().as_str()))
-        {
-            Base::Stage(stage.index)
+        } else if let Some(stage) = stage_by_ref(&headers, &image) {
+            Base::Stage(stage)
         } else {
             Base::Image(image)
         };
         if let Some(name) = &from.stage_name
             && headers.iter().any(|h| h.name.as_deref() == Some(name))
         {
-            return Err(PlanError::at(instruction.span, format!("duplicate stage name {name:?}"))
-                .hint("every stage needs its own name"));
+            return Err(Diagnostic::at(instruction.span, format!("duplicate stage name {name:?}"))
+                .with_hint("every stage needs its own name"));
         }
         headers.push(StageHeader {
             index,
@@ -353,15 +238,17 @@ pub fn bases(
                 let from =
                     lexer.process_word(from, &globals.vars).map(|e| e.value).unwrap_or_else(|_| from.clone());
                 if stage_by_ref(&headers, &from).is_none() && from.parse::<usize>().is_err() {
-                    copy_images.push(from);
+                    copy_images.push((from, later.span));
                 }
             }
         }
     }
     if headers.is_empty() {
-        return Err(PlanError::new("the Dockerfile has no FROM").hint("start the first stage with FROM"));
+        return Err(
+            Diagnostic::at_line("the Dockerfile has no FROM", 1).with_hint("start the first stage with FROM")
+        );
     }
-    Ok((headers, copy_images))
+    Ok(Bases { headers, copy_images })
 }
 
 fn stage_by_ref(headers: &[StageHeader], reference: &str) -> Option<usize> {
@@ -369,68 +256,33 @@ fn stage_by_ref(headers: &[StageHeader], reference: &str) -> Option<usize> {
     headers.iter().find(|h| h.name.as_deref() == Some(lower.as_str())).map(|h| h.index)
 }
 
-/// Where a COPY takes its files from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CopySource {
-    Context,
-    Stage(usize),
-    Image(String),
-}
-
-/// One step of a stage, expanded.
+/// One step of a stage, lowered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
+    /// The instruction's lines.
     pub span: Span,
-    pub original: String,
-    pub kind: StepKind,
-    /// The image env in force for this step.
-    pub env: Vars,
-    /// The ARGs in force that ENV does not shadow (RUN sees them as env).
-    pub args: Vars,
-    /// The stage's ARGs with values, in declaration order, an ENV of the
-    /// same name giving the value: what BuildKit shows before a RUN in the
-    /// history (`RUN |2 A=1 B=2 …`).
-    pub history_args: Vec<(String, String)>,
-    /// Build args (values given with --build-arg or declared defaults)
-    /// this step used: the only ones that enter its cache key.
-    pub used_args: BTreeMap<String, String>,
-    pub workdir: String,
-    pub user: String,
-    pub shell: Vec<String>,
+    /// The instruction as written, on one line (what progress shows).
+    pub text: String,
+    /// What to execute.
+    pub op: Op,
+    /// The history row's `created_by`; `None` when the step writes no row
+    /// (ONBUILD).
+    pub history: Option<String>,
+    /// Build args the step used, with their values: the only build args
+    /// that enter its cache key.
+    pub build_args: BTreeMap<String, String>,
     /// True for a step injected from the base image's ONBUILD triggers.
     pub from_onbuild: bool,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum StepKind {
-    /// RUN: the argv (shell prepended for shell form), flags, heredocs.
-    Run {
-        argv: Vec<String>,
-        run: instructions::Run,
-    },
-    Copy {
-        files: SourcesAndDest,
-        source: CopySource,
-        chown: Option<String>,
-        chmod: Option<String>,
-        copy: instructions::Copy,
-    },
-    Add {
-        files: SourcesAndDest,
-        chown: Option<String>,
-        chmod: Option<String>,
-        add: instructions::Add,
-    },
-    /// Any instruction that only changes the image config, expanded.
-    Config(Command),
 }
 
 /// A stage to build.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StagePlan {
+    /// Its FROM.
     pub header: StageHeader,
     /// The base config (before any step): the image's, or empty for scratch.
     pub base_config: ImageConfig,
+    /// Its steps, in order.
     pub steps: Vec<Step>,
     /// The config after every step (metadata only; layers are solve's).
     pub config: ImageConfig,
@@ -439,14 +291,24 @@ pub struct StagePlan {
 /// The build graph.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// Every stage of the file.
     pub stages: Vec<StagePlan>,
     /// Stage dependencies: an edge a → b when b builds on or copies from a.
     pub graph: DiGraph<usize, ()>,
+    /// The stage built.
     pub target: usize,
     /// The stages the target needs, dependencies first.
     pub order: Vec<usize>,
     /// `--build-arg`s no stage declared.
     pub unused_build_args: Vec<String>,
+}
+
+impl Plan {
+    /// The stages `stage` builds on or copies from.
+    pub fn dependencies(&self, stage: usize) -> Vec<usize> {
+        let node = self.graph.node_indices().find(|n| self.graph[*n] == stage).expect("stage in graph");
+        self.graph.neighbors_directed(node, petgraph::Direction::Incoming).map(|n| self.graph[n]).collect()
+    }
 }
 
 /// Second pass: the whole plan. `images` maps an image reference as written
@@ -455,43 +317,37 @@ pub fn plan(
     instructions: &[Instruction],
     request: &PlanRequest,
     images: &HashMap<String, ImageConfig>,
-) -> Result<Plan, PlanError> {
+) -> Result<Plan, Diagnostic> {
     let lexer = ShellLexer::new('\\');
     let mut consumed = BTreeSet::new();
-    let globals = global_args(instructions, request, &lexer, &mut consumed)?;
-    let (headers, _) = bases(instructions, request)?;
+    let globals = GlobalArgs::read(instructions, request, &lexer, &mut consumed)?;
+    let headers = bases(instructions, request)?.headers;
+    let context = StageContext { request, globals: &globals, headers: &headers, lexer: &lexer };
     let mut stages: Vec<StagePlan> = Vec::with_capacity(headers.len());
     for (header, (start, end)) in headers.iter().zip(stage_ranges(instructions)) {
         let base_config = match &header.base {
             Base::Scratch => ImageConfig::new_for_host(),
             Base::Stage(i) => stages[*i].config.clone(),
             Base::Image(name) => images.get(name).cloned().ok_or_else(|| {
-                PlanError::at(header.span, format!("no configuration for base image {name}"))
-                    .hint("the caller must load every image `bases` returns")
+                Diagnostic::at(header.span, format!("no configuration for base image {name}"))
+                    .with_hint("the caller must load every image `bases` returns")
             })?,
         };
-        let stage = plan_stage(
-            header.clone(),
-            base_config,
-            &instructions[start + 1..end],
-            request,
-            &globals,
-            &headers,
-            &lexer,
-            &mut consumed,
-        )?;
-        stages.push(stage);
+        let body = &instructions[start + 1..end];
+        stages.push(plan_stage(header.clone(), base_config, body, &context, &mut consumed)?);
     }
 
     let target = match &request.target {
         None => stages.len() - 1,
         Some(name) => stage_by_ref(&headers, name).ok_or_else(|| {
             let names: Vec<String> = headers.iter().filter_map(|h| h.name.clone()).collect();
-            PlanError::new(format!("target stage {name:?} could not be found")).hint(if names.is_empty() {
-                "the Dockerfile names no stages (FROM image AS name)".to_string()
-            } else {
-                format!("stages are: {}", names.join(", "))
-            })
+            Diagnostic::at_line(format!("target stage {name:?} could not be found"), 1).with_hint(
+                if names.is_empty() {
+                    "the Dockerfile names no stages (FROM image AS name)".to_string()
+                } else {
+                    format!("stages are: {}", names.join(", "))
+                },
+            )
         })?,
     };
 
@@ -502,18 +358,21 @@ pub fn plan(
             graph.update_edge(nodes[parent], nodes[i], ());
         }
         for step in &stage.steps {
-            if let StepKind::Copy { source: CopySource::Stage(from), .. } = step.kind {
+            if let Op::Copy(CopyOp { from: CopyFrom::Stage(from), .. }) = step.op {
                 graph.update_edge(nodes[from], nodes[i], ());
             }
         }
     }
     let needed = needed_stages(&graph, nodes[target]);
     let order: Vec<usize> = toposort(&graph, None)
-        .map_err(|_| PlanError::new("stages depend on each other in a cycle"))?
+        .map_err(|_| Diagnostic::at_line("stages depend on each other in a cycle", 1))?
         .into_iter()
         .map(|n| graph[n])
         .filter(|i| needed.contains(i))
         .collect();
+    for &stage in &order {
+        check_platform(&stages[stage].header, &request.build_platform)?;
+    }
     let unused_build_args = request
         .build_args
         .keys()
@@ -521,6 +380,24 @@ pub fn plan(
         .cloned()
         .collect();
     Ok(Plan { stages, graph, target, order, unused_build_args })
+}
+
+/// `FROM --platform` of a platform this machine cannot run is refused:
+/// hoist does not emulate.
+fn check_platform(header: &StageHeader, build_platform: &Platform) -> Result<(), Diagnostic> {
+    let Some(platform) = &header.platform else { return Ok(()) };
+    let asked = Platform::parse(platform).map_err(|message| Diagnostic::at(header.span, message))?;
+    if build_platform.runs(&asked) {
+        return Ok(());
+    }
+    Err(Diagnostic::at(
+        header.span,
+        format!(
+            "FROM --platform={platform}: hoist builds for this machine ({}/{}) and does not emulate others",
+            build_platform.os, build_platform.architecture
+        ),
+    )
+    .with_hint("drop --platform, or build on a machine of that platform"))
 }
 
 fn needed_stages(graph: &DiGraph<usize, ()>, target: NodeIndex) -> BTreeSet<usize> {
@@ -532,340 +409,6 @@ fn needed_stages(graph: &DiGraph<usize, ()>, target: NodeIndex) -> BTreeSet<usiz
         }
     }
     needed
-}
-
-/// Expands one word, recording which build args it used.
-struct Expander<'a> {
-    lexer: &'a ShellLexer,
-    span: Span,
-}
-
-impl Expander<'_> {
-    fn word(
-        &self,
-        word: &str,
-        env: &Vars,
-        args: &Vars,
-        used: &mut BTreeMap<String, String>,
-    ) -> Result<String, PlanError> {
-        let scope = Scope { env, args };
-        let expansion = self
-            .lexer
-            .process_word(word, &scope)
-            .map_err(|e| PlanError::at(self.span, format!("{word}: {e}")))?;
-        record_used(&expansion.used, env, args, used);
-        Ok(expansion.value)
-    }
-
-    fn words(
-        &self,
-        word: &str,
-        env: &Vars,
-        args: &Vars,
-        used: &mut BTreeMap<String, String>,
-    ) -> Result<Vec<String>, PlanError> {
-        let scope = Scope { env, args };
-        let expansion = self
-            .lexer
-            .process_words(word, &scope)
-            .map_err(|e| PlanError::at(self.span, format!("{word}: {e}")))?;
-        record_used(&expansion.used, env, args, used);
-        Ok(expansion.words)
-    }
-}
-
-fn record_used(names: &BTreeSet<String>, env: &Vars, args: &Vars, used: &mut BTreeMap<String, String>) {
-    for name in names {
-        if env.get(name).is_none()
-            && let Some(value) = args.get(name)
-        {
-            used.insert(name.clone(), value.to_string());
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn plan_stage(
-    header: StageHeader,
-    base_config: ImageConfig,
-    body: &[Instruction],
-    request: &PlanRequest,
-    globals: &GlobalArgs,
-    headers: &[StageHeader],
-    lexer: &ShellLexer,
-    consumed: &mut BTreeSet<String>,
-) -> Result<StagePlan, PlanError> {
-    let mut config = base_config.clone();
-    // BuildKit gives a stage whose base sets no PATH the default one, in
-    // the image config as well as for RUN.
-    if !matches!(header.base, Base::Stage(_)) && !config.config.env.iter().any(|e| e.starts_with("PATH=")) {
-        config.config.env.insert(0, format!("PATH={DEFAULT_PATH}"));
-    }
-    // ONBUILD triggers of the base run first, then are not inherited.
-    let mut triggers: Vec<Instruction> = Vec::new();
-    for expression in std::mem::take(&mut config.config.on_build) {
-        let file = crate::dockerfile::parse(&format!("FROM scratch\n{expression}\n")).map_err(|e| {
-            PlanError::at(
-                header.span,
-                format!("ONBUILD trigger {expression:?} of the base image: {}", e.message),
-            )
-        })?;
-        let typed = instructions::typed(&file).map_err(|e| {
-            PlanError::at(
-                header.span,
-                format!("ONBUILD trigger {expression:?} of the base image: {}", e.message),
-            )
-        })?;
-        for mut instruction in typed.into_iter().skip(1) {
-            instruction.span = header.span;
-            triggers.push(instruction);
-        }
-    }
-    let mut env = Vars::from_env_list(&config.config.env);
-    let mut args = Vars::default();
-    let mut steps = Vec::new();
-    let all: Vec<(&Instruction, bool)> =
-        triggers.iter().map(|i| (i, true)).chain(body.iter().map(|i| (i, false))).collect();
-    for (instruction, from_onbuild) in all {
-        let expander = Expander { lexer, span: instruction.span };
-        let mut used = BTreeMap::new();
-        let kind = match &instruction.command {
-            Command::Arg { args: decls } => {
-                let mut shown = Vec::with_capacity(decls.len());
-                for decl in decls {
-                    let value = if let Some(given) = request.build_args.get(&decl.name) {
-                        consumed.insert(decl.name.clone());
-                        Some(given.clone())
-                    } else if let Some(default) = &decl.default {
-                        Some(expander.word(default, &env, &args, &mut used)?)
-                    } else if globals.declared.contains(&decl.name) || is_platform_arg(&decl.name) {
-                        globals.vars.get(&decl.name).map(str::to_string)
-                    } else {
-                        None
-                    };
-                    match value {
-                        Some(value) => args.set(&decl.name, &value),
-                        // Declared without any value: expands to empty and
-                        // is not in RUN's environment.
-                        None => args.remove(&decl.name),
-                    }
-                    // History shows the declaration, its default expanded.
-                    let default = decl
-                        .default
-                        .as_deref()
-                        .map(|d| expander.word(d, &env, &args, &mut used))
-                        .transpose()?;
-                    shown.push(instructions::ArgDecl { name: decl.name.clone(), default });
-                }
-                StepKind::Config(Command::Arg { args: shown })
-            }
-            Command::Env { pairs } => {
-                let mut expanded = Vec::with_capacity(pairs.len());
-                for pair in pairs {
-                    let value = expander.word(&pair.value, &env, &args, &mut used)?;
-                    let key = expander.word(&pair.key, &env, &args, &mut used)?;
-                    expanded.push(instructions::KeyValue { key: key.clone(), value: value.clone() });
-                }
-                // All pairs of one ENV line see the env from before the line.
-                for pair in &expanded {
-                    env.set(&pair.key, &pair.value);
-                    config::set_env(&mut config.config.env, &pair.key, &pair.value);
-                }
-                StepKind::Config(Command::Env { pairs: expanded })
-            }
-            Command::Run(run) => {
-                let mut argv = run.command.args.clone();
-                if run.command.prepend_shell {
-                    let shell = if config.config.shell.is_empty() {
-                        vec!["/bin/sh".to_string(), "-c".to_string()]
-                    } else {
-                        config.config.shell.clone()
-                    };
-                    argv = shell.into_iter().chain(argv).collect();
-                }
-                // The shell expands RUN; the build args it can see are what
-                // its cache key depends on.
-                for (k, v) in args.entries() {
-                    if env.get(k).is_none() {
-                        used.insert(k.clone(), v.clone());
-                    }
-                }
-                let mut run = run.clone();
-                run.mounts = run
-                    .mounts
-                    .iter()
-                    .map(|m| expander.word(m, &env, &args, &mut used))
-                    .collect::<Result<_, _>>()?;
-                StepKind::Run { argv, run }
-            }
-            Command::Copy(copy) => {
-                let files = expand_files(&expander, &copy.files, &env, &args, &mut used)?;
-                let chown =
-                    copy.chown.as_deref().map(|w| expander.word(w, &env, &args, &mut used)).transpose()?;
-                let chmod =
-                    copy.chmod.as_deref().map(|w| expander.word(w, &env, &args, &mut used)).transpose()?;
-                let source = match &copy.from {
-                    None => CopySource::Context,
-                    Some(from) => {
-                        let from = expander.word(from, &env, &args, &mut used)?;
-                        copy_source(&from, headers, header.index, instruction.span)?
-                    }
-                };
-                StepKind::Copy { files, source, chown, chmod, copy: copy.clone() }
-            }
-            Command::Add(add) => {
-                let files = expand_files(&expander, &add.files, &env, &args, &mut used)?;
-                let chown =
-                    add.chown.as_deref().map(|w| expander.word(w, &env, &args, &mut used)).transpose()?;
-                let chmod =
-                    add.chmod.as_deref().map(|w| expander.word(w, &env, &args, &mut used)).transpose()?;
-                StepKind::Add { files, chown, chmod, add: add.clone() }
-            }
-            Command::Workdir { path } => {
-                let path = expander.word(path, &env, &args, &mut used)?;
-                let command = Command::Workdir { path };
-                apply(&mut config, &command, instruction.span)?;
-                StepKind::Config(command)
-            }
-            Command::User { user } => {
-                let command = Command::User { user: expander.word(user, &env, &args, &mut used)? };
-                apply(&mut config, &command, instruction.span)?;
-                StepKind::Config(command)
-            }
-            Command::Label { pairs } => {
-                let mut expanded = Vec::with_capacity(pairs.len());
-                for pair in pairs {
-                    expanded.push(instructions::KeyValue {
-                        key: expander.word(&pair.key, &env, &args, &mut used)?,
-                        value: expander.word(&pair.value, &env, &args, &mut used)?,
-                    });
-                }
-                let command = Command::Label { pairs: expanded };
-                apply(&mut config, &command, instruction.span)?;
-                StepKind::Config(command)
-            }
-            Command::Expose { ports } => {
-                let mut expanded = Vec::new();
-                for port in ports {
-                    expanded.extend(expander.words(port, &env, &args, &mut used)?);
-                }
-                let command = Command::Expose { ports: expanded };
-                apply(&mut config, &command, instruction.span)?;
-                StepKind::Config(command)
-            }
-            Command::Volume { paths } => {
-                let mut expanded = Vec::new();
-                for path in paths {
-                    expanded.extend(expander.words(path, &env, &args, &mut used)?);
-                }
-                let command = Command::Volume { paths: expanded };
-                apply(&mut config, &command, instruction.span)?;
-                StepKind::Config(command)
-            }
-            Command::StopSignal { signal } => {
-                let command = Command::StopSignal { signal: expander.word(signal, &env, &args, &mut used)? };
-                apply(&mut config, &command, instruction.span)?;
-                StepKind::Config(command)
-            }
-            Command::From(_) => unreachable!("a stage body has no FROM"),
-            other => {
-                apply(&mut config, other, instruction.span)?;
-                StepKind::Config(other.clone())
-            }
-        };
-        for name in used.keys() {
-            consumed.insert(name.clone());
-        }
-        steps.push(Step {
-            span: instruction.span,
-            original: instruction.original.clone(),
-            kind,
-            env: env.clone(),
-            args: with_proxy_args(visible_args(&args, &env), request, &env),
-            history_args: args
-                .entries()
-                .iter()
-                .map(|(k, v)| (k.clone(), env.get(k).unwrap_or(v).to_string()))
-                .collect(),
-            used_args: used,
-            workdir: config.config.working_dir.clone(),
-            user: config.config.user.clone(),
-            shell: config.config.shell.clone(),
-            from_onbuild,
-        });
-    }
-    Ok(StagePlan { header, base_config, steps, config })
-}
-
-fn is_platform_arg(name: &str) -> bool {
-    name.starts_with("TARGET") || name.starts_with("BUILD") && !name.starts_with("BUILDKIT")
-}
-
-/// The predefined proxy args given with `--build-arg` reach RUN without an
-/// ARG instruction (and, undeclared, stay out of the history).
-fn with_proxy_args(mut visible: Vars, request: &PlanRequest, env: &Vars) -> Vars {
-    for name in PROXY_ARGS {
-        if let Some(value) = request.build_args.get(name)
-            && visible.get(name).is_none()
-            && env.get(name).is_none()
-        {
-            visible.set(name, value);
-        }
-    }
-    visible
-}
-
-fn visible_args(args: &Vars, env: &Vars) -> Vars {
-    Vars(args.0.iter().filter(|(k, _)| env.get(k).is_none()).cloned().collect())
-}
-
-fn apply(config: &mut ImageConfig, command: &Command, span: Span) -> Result<(), PlanError> {
-    config.apply(command).map_err(|e| PlanError::at(span, e.0))
-}
-
-fn expand_files(
-    expander: &Expander<'_>,
-    files: &SourcesAndDest,
-    env: &Vars,
-    args: &Vars,
-    used: &mut BTreeMap<String, String>,
-) -> Result<SourcesAndDest, PlanError> {
-    let mut out = files.clone();
-    out.sources =
-        files.sources.iter().map(|s| expander.word(s, env, args, used)).collect::<Result<_, _>>()?;
-    out.dest = expander.word(&files.dest, env, args, used)?;
-    for content in &mut out.contents {
-        if content.expand {
-            content.data =
-                expander.word(&content.data, env, args, used).unwrap_or_else(|_| content.data.clone());
-        }
-    }
-    Ok(out)
-}
-
-fn copy_source(
-    from: &str,
-    headers: &[StageHeader],
-    current: usize,
-    span: Span,
-) -> Result<CopySource, PlanError> {
-    if let Ok(index) = from.parse::<usize>() {
-        if index >= current {
-            return Err(PlanError::at(
-                span,
-                format!("COPY --from={index} refers to a stage that is not before this one"),
-            )
-            .hint("--from takes an earlier stage's name or index, or an image"));
-        }
-        return Ok(CopySource::Stage(index));
-    }
-    match stage_by_ref(headers, from) {
-        Some(index) if index < current => Ok(CopySource::Stage(index)),
-        Some(_) => {
-            Err(PlanError::at(span, format!("COPY --from={from} refers to this stage or a later one")))
-        }
-        None => Ok(CopySource::Image(from.to_string())),
-    }
 }
 
 #[cfg(test)]

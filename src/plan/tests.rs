@@ -1,5 +1,6 @@
 use super::*;
 use crate::dockerfile::{instructions, parse};
+use crate::image::config::ImageConfig;
 
 fn typed(src: &str) -> Vec<Instruction> {
     instructions::typed(&parse(src).unwrap()).unwrap()
@@ -16,6 +17,17 @@ fn request(args: &[(&str, &str)]) -> PlanRequest {
 
 fn images_for(names: &[&str]) -> HashMap<String, ImageConfig> {
     names.iter().map(|n| (n.to_string(), ImageConfig::new_for_host())).collect()
+}
+
+fn run_op(step: &Step) -> &RunOp {
+    match &step.op {
+        Op::Run(run) => run,
+        other => panic!("not a RUN: {other:?}"),
+    }
+}
+
+fn history_of(src: &str) -> Vec<Option<String>> {
+    plan_of(src, &[], &[]).stages[0].steps.iter().map(|s| s.history.clone()).collect()
 }
 
 fn plan_of(src: &str, args: &[(&str, &str)], images: &[&str]) -> Plan {
@@ -45,9 +57,9 @@ fn a_base_without_path_gets_the_default_one_first() {
 #[test]
 fn global_arg_expands_in_from() {
     let src = "ARG BASE=alpine\nFROM ${BASE}:3\n";
-    let (headers, _) = bases(&typed(src), &request(&[])).unwrap();
+    let headers = bases(&typed(src), &request(&[])).unwrap().headers;
     assert_eq!(headers[0].base, Base::Image("alpine:3".into()));
-    let (headers, _) = bases(&typed(src), &request(&[("BASE", "busybox")])).unwrap();
+    let headers = bases(&typed(src), &request(&[("BASE", "busybox")])).unwrap().headers;
     assert_eq!(headers[0].base, Base::Image("busybox:3".into()));
 }
 
@@ -76,21 +88,21 @@ fn env_pairs_on_one_line_see_the_env_before_it() {
 #[test]
 fn run_sees_args_as_env_and_uses_them_for_its_key() {
     let plan = plan_of("FROM scratch\nARG A=1\nARG B\nRUN echo\n", &[], &[]);
-    let run = plan.stages[0].steps.last().unwrap();
-    let StepKind::Run { argv, .. } = &run.kind else { panic!("{:?}", run.kind) };
-    assert_eq!(argv, &vec!["/bin/sh".to_string(), "-c".into(), "echo".into()]);
-    assert_eq!(run.args.entries(), &[("A".to_string(), "1".to_string())]);
-    assert_eq!(run.used_args.get("A").map(String::as_str), Some("1"));
-    assert!(!run.used_args.contains_key("B"));
+    let step = plan.stages[0].steps.last().unwrap();
+    let run = run_op(step);
+    assert_eq!(run.argv, vec!["/bin/sh".to_string(), "-c".into(), "echo".into()]);
+    assert_eq!(run.env, vec![format!("PATH={DEFAULT_PATH}"), "A=1".to_string()]);
+    assert_eq!(step.build_args.get("A").map(String::as_str), Some("1"));
+    assert!(!step.build_args.contains_key("B"));
 }
 
 #[test]
 fn only_used_args_enter_a_copy_step() {
     let plan = plan_of("FROM scratch\nARG D=/x\nARG OTHER=1\nCOPY a $D\n", &[], &[]);
-    let copy = plan.stages[0].steps.last().unwrap();
-    assert_eq!(copy.used_args.keys().collect::<Vec<_>>(), vec!["D"]);
-    let StepKind::Copy { files, .. } = &copy.kind else { panic!() };
-    assert_eq!(files.dest, "/x");
+    let step = plan.stages[0].steps.last().unwrap();
+    assert_eq!(step.build_args.keys().collect::<Vec<_>>(), vec!["D"]);
+    let Op::Copy(copy) = &step.op else { panic!() };
+    assert_eq!(copy.dest, "/x");
 }
 
 #[test]
@@ -145,8 +157,7 @@ fn onbuild_triggers_of_the_base_run_first_and_are_not_inherited() {
     let plan = plan(&typed("FROM base:1\nRUN echo mine\n"), &request(&[]), &images).unwrap();
     let steps = &plan.stages[0].steps;
     assert!(steps[0].from_onbuild && steps[1].from_onbuild && !steps[2].from_onbuild);
-    let StepKind::Run { argv, .. } = &steps[0].kind else { panic!() };
-    assert_eq!(argv[2], "echo triggered");
+    assert_eq!(run_op(&steps[0]).argv[2], "echo triggered");
     assert!(plan.stages[0].config.config.on_build.is_empty());
     assert_eq!(env_of(&plan, 0), vec!["FROM_TRIGGER=1"]);
 }
@@ -164,23 +175,20 @@ fn platform_args_exist_globally_and_when_redeclared() {
 fn shell_changes_run_argv() {
     let plan =
         plan_of("FROM scratch\nSHELL [\"/bin/bash\", \"-eu\", \"-c\"]\nRUN echo\nRUN [\"x\"]\n", &[], &[]);
-    let StepKind::Run { argv, .. } = &plan.stages[0].steps[1].kind else { panic!() };
+    let argv = &run_op(&plan.stages[0].steps[1]).argv;
     assert_eq!(argv, &vec!["/bin/bash".to_string(), "-eu".into(), "-c".into(), "echo".into()]);
-    let StepKind::Run { argv, .. } = &plan.stages[0].steps[2].kind else { panic!() };
-    assert_eq!(argv, &vec!["x".to_string()]);
+    assert_eq!(run_op(&plan.stages[0].steps[2]).argv, vec!["x".to_string()]);
 }
 
 #[test]
 fn copy_from_index_image_and_forward_reference() {
     let src = "FROM scratch\nFROM scratch\nCOPY --from=0 /a /a\nCOPY --from=busybox:1 /b /b\n";
-    let (_, images) = bases(&typed(src), &request(&[])).unwrap();
-    assert_eq!(images, vec!["busybox:1"]);
+    let found = bases(&typed(src), &request(&[])).unwrap();
+    assert_eq!(found.images(), vec![("busybox:1".to_string(), Span { start: 4, end: 4 })]);
     let planned = plan_of(src, &[], &[]);
     let steps = &planned.stages[1].steps;
-    assert!(matches!(steps[0].kind, StepKind::Copy { source: CopySource::Stage(0), .. }));
-    assert!(
-        matches!(&steps[1].kind, StepKind::Copy { source: CopySource::Image(i), .. } if i == "busybox:1")
-    );
+    assert!(matches!(&steps[0].op, Op::Copy(CopyOp { from: CopyFrom::Stage(0), .. })));
+    assert!(matches!(&steps[1].op, Op::Copy(CopyOp { from: CopyFrom::Image(i), .. }) if i == "busybox:1"));
     let err =
         plan(&typed("FROM scratch\nCOPY --from=1 /a /a\nFROM scratch\n"), &request(&[]), &HashMap::new())
             .unwrap_err();
@@ -215,8 +223,98 @@ fn proxy_build_args_reach_run_without_a_declaration_but_not_the_history() {
     let plan =
         plan_of("FROM scratch\nRUN env\n", &[("HTTP_PROXY", "http://proxy:3128"), ("OTHER", "x")], &[]);
     let step = &plan.stages[0].steps[0];
-    assert_eq!(step.args.get("HTTP_PROXY"), Some("http://proxy:3128"));
-    assert_eq!(step.args.get("OTHER"), None, "other build args need an ARG");
-    assert!(step.history_args.is_empty());
+    let env = &run_op(step).env;
+    assert!(env.contains(&"HTTP_PROXY=http://proxy:3128".to_string()), "{env:?}");
+    assert!(!env.iter().any(|e| e.starts_with("OTHER=")), "other build args need an ARG");
+    assert_eq!(step.history.as_deref(), Some("RUN /bin/sh -c env # buildkit"));
     assert_eq!(plan.unused_build_args, vec!["OTHER".to_string()]);
+}
+
+#[test]
+fn history_rows_read_as_buildkit_writes_them() {
+    let rows = history_of(concat!(
+        "FROM scratch\n",
+        "ARG V=1 W\n",
+        "ENV A=$V\n",
+        "RUN echo $V\n",
+        "COPY --chown=1 a b /d/\n",
+        "ADD <<one /d/\nx\none\n",
+        "WORKDIR rel\n",
+        "CMD echo hi\n",
+        "EXPOSE 80 53/UDP\n",
+        "SHELL [\"/bin/bash\", \"-c\"]\n",
+        "HEALTHCHECK --interval=90s --retries=4 CMD true\n",
+        "ONBUILD RUN x\n",
+    ));
+    let expected = [
+        Some("ARG V=1 W"),
+        Some("ENV A=1"),
+        Some("RUN |1 V=1 /bin/sh -c echo $V # buildkit"),
+        Some("COPY a b /d/ # buildkit"),
+        Some("ADD <<one /d/ # buildkit"),
+        Some("WORKDIR /rel"),
+        Some("CMD [\"/bin/sh\" \"-c\" \"echo hi\"]"),
+        Some("EXPOSE map[53/udp:{} 80/tcp:{}]"),
+        Some("SHELL [/bin/bash -c]"),
+        Some("HEALTHCHECK &{[\"CMD-SHELL\" \"true\"] \"1m30s\" \"0s\" \"0s\" \"0s\" '\\x04'}"),
+        None,
+    ];
+    assert_eq!(rows, expected.map(|row| row.map(String::from)));
+}
+
+#[test]
+fn history_of_a_heredoc_run_shows_the_script_the_shell_gets() {
+    let rows = history_of("FROM scratch\nRUN <<EOF\necho a\nEOF\nRUN <<EOT\n#!/bin/ash\necho b\nEOT\n");
+    assert_eq!(rows[0].as_deref(), Some("RUN /bin/sh -c echo a\n # buildkit"));
+    assert_eq!(rows[1].as_deref(), Some("RUN /bin/sh -c #!/bin/ash\necho b\n # buildkit"));
+}
+
+#[test]
+fn steps_lower_to_ops() {
+    let plan = plan_of(
+        "FROM scratch\nUSER app\nWORKDIR /w\nRUN --network=none make\nCOPY a .\nLABEL k=v\n",
+        &[],
+        &[],
+    );
+    let steps = &plan.stages[0].steps;
+    assert_eq!(steps[1].op, Op::Workdir(WorkdirOp { path: "/w".into(), user: Some("app".into()) }));
+    let run = run_op(&steps[2]);
+    assert_eq!((run.user.as_deref(), run.workdir.as_str(), run.network), (Some("app"), "/w", Network::None));
+    let Op::Copy(copy) = &steps[3].op else { panic!() };
+    assert_eq!((copy.dest.as_str(), copy.dest_is_dir, &copy.from), ("/w/.", true, &CopyFrom::Context));
+    assert_eq!(steps[4].op, Op::Config(ConfigChange::Label(vec![("k".into(), "v".into())])));
+    assert_eq!(steps[2].span, Span { start: 4, end: 4 });
+    assert_eq!(steps[2].text, "RUN --network=none make");
+}
+
+#[test]
+fn the_build_network_is_what_run_gets_by_default() {
+    let mut req = request(&[]);
+    req.network = Network::None;
+    let plan = plan(&typed("FROM scratch\nRUN true\n"), &req, &HashMap::new()).unwrap();
+    assert_eq!(run_op(&plan.stages[0].steps[0]).network, Network::None);
+}
+
+#[test]
+fn unimplemented_flags_are_refused_at_their_line() {
+    for (line, flag) in [
+        ("COPY --parents a /d/", "--parents"),
+        ("COPY --exclude=*.md . /d/", "--exclude"),
+        ("ADD https://example.invalid/f /f", "URL"),
+        ("ADD --checksum=sha256:00 a /f", "--checksum"),
+    ] {
+        let err =
+            plan(&typed(&format!("FROM scratch\n{line}\n")), &request(&[]), &HashMap::new()).unwrap_err();
+        assert!(err.message.contains(flag) && err.line == 2, "{line}: {err:?}");
+    }
+}
+
+#[test]
+fn from_platform_of_another_machine_is_refused_only_when_the_stage_is_built() {
+    let other = "FROM --platform=linux/s390x scratch AS other\nFROM scratch\n";
+    assert!(plan(&typed(other), &request(&[]), &HashMap::new()).is_ok());
+    let mut req = request(&[]);
+    req.target = Some("other".into());
+    let err = plan(&typed(other), &req, &HashMap::new()).unwrap_err();
+    assert!(err.message.contains("does not emulate") && err.line == 1, "{err:?}");
 }

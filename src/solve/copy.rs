@@ -1,289 +1,193 @@
-//! COPY, ADD and WORKDIR as layers written straight from their sources: no
-//! root filesystem is materialised. The destination is resolved against the
-//! stage's filesystem ([`MergedView`]): an existing directory is copied
-//! into, symlinked directories on the way are followed inside the image,
-//! directories that exist are carried into the layer with their metadata
-//! (as overlayfs copies them up) and missing ones are created 0755, owned
-//! like the files when `--chown` is given. Files keep their mode and mtime;
-//! their owner is root for the context, kept for `--from`, or `--chown`.
+//! COPY, ADD and WORKDIR: layers written straight from their sources.
+//!
+//! - The destination is resolved against the stage's filesystem (a
+//!   [`MergedView`] of its layers); no root filesystem is materialised.
+//! - Files keep their mode and mtime; their owner is root for the context,
+//!   kept for `--from`, or `--chown` (resolved in the image's passwd/group).
+//! - ADD unpacks a local tar archive (plain, gzip, bzip2, xz, zstd).
+//! - Rootless, the layer is written by the user namespace's root, in a
+//!   forked helper, so that files only a subordinate id can read are read.
 
-use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::layer::{Entry, EntryKind, LayerError, LayerSummary, LayerWriter};
+use super::copy_plan::{CopyPlan, InlineFile};
+use super::sources::{archive_reader, context_sources, dir_source, view_sources};
+use super::{Build, BuiltLayer, StepError, now_seconds, user};
+use crate::layer::{Compression, LayerSummary};
+use crate::plan::{CopyFrom, CopyOp, WorkdirOp};
+use crate::sandbox;
+use crate::snapshot::MergedView;
 
-use crate::snapshot::{MergedView, components};
-
-/// A file to copy, with its name relative to the source it was found in
-/// (empty for the source itself).
-#[derive(Debug, Clone)]
-pub struct SourceEntry {
-    pub rel: String,
-    pub fs_path: PathBuf,
-    pub metadata: std::fs::Metadata,
-}
-
-/// One matched source: a file, or a directory whose contents are copied.
-#[derive(Debug, Clone)]
-pub struct Source {
-    /// The base name it is copied under when the destination is a directory.
-    pub name: String,
-    /// The source itself first, then (for a directory) its descendants,
-    /// parents before children.
-    pub entries: Vec<SourceEntry>,
-}
-
-impl Source {
-    pub fn is_dir(&self) -> bool {
-        self.entries.first().is_some_and(|e| e.metadata.is_dir())
-    }
-}
-
-/// An in-memory file (a heredoc).
-#[derive(Debug, Clone)]
-pub struct InlineFile {
-    pub name: String,
-    pub data: Vec<u8>,
-    pub mode: u32,
-    pub mtime: i64,
-}
-
-#[derive(Debug, Clone)]
-enum Content {
-    None,
-    File(PathBuf),
-    Bytes(Vec<u8>),
-}
-
-/// What a COPY does, before it is written.
-#[derive(Debug)]
-pub struct CopyPlan<'v> {
-    view: &'v MergedView,
-    entries: BTreeMap<String, (Entry, Content)>,
-    /// Owner for created directories and copied files (`--chown`).
-    owner: Option<(u32, u32)>,
-    chmod: Option<u32>,
-    now: i64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CopyError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{path}: {source}")]
-    Io { path: String, source: io::Error },
-    #[error(transparent)]
-    Layer(#[from] LayerError),
-}
-
-fn io_at(path: &str) -> impl FnOnce(io::Error) -> CopyError + '_ {
-    move |source| CopyError::Io { path: path.to_string(), source }
-}
-
-fn key(path: &str) -> String {
-    components(path).join("/")
-}
-
-impl<'v> CopyPlan<'v> {
-    pub fn new(
-        view: &'v MergedView,
-        owner: Option<(u32, u32)>,
-        chmod: Option<u32>,
-        now: i64,
-    ) -> CopyPlan<'v> {
-        CopyPlan { view, entries: BTreeMap::new(), owner, chmod, now }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Is `path` (resolved) a directory, in this plan or the image?
-    fn is_dir(&self, path: &str) -> Result<Option<bool>, CopyError> {
-        if let Some((entry, _)) = self.entries.get(&key(path)) {
-            return Ok(Some(entry.kind == EntryKind::Dir));
-        }
-        Ok(self.view.lookup(path, true).map_err(io_at(path))?.map(|f| f.metadata.is_dir()))
-    }
-
-    /// Makes `path` and its parents directories in the layer: existing ones
-    /// with their metadata, missing ones new. Returns the resolved path.
-    pub fn ensure_dir(&mut self, path: &str) -> Result<String, CopyError> {
-        let mut resolved = String::new();
-        for part in components(path) {
-            let candidate = format!("{resolved}/{part}");
-            let candidate = self.view.resolve_parent(&candidate).map_err(io_at(&candidate))?;
-            let target = match self.view.lookup(&candidate, true).map_err(io_at(&candidate))? {
-                Some(found) => found.path,
-                None => candidate.clone(),
+impl Build<'_> {
+    /// WORKDIR: the directory and its parents, as a layer (BuildKit's
+    /// WORKDIR always makes one, even when the directory existed).
+    pub(super) fn execute_workdir(
+        &self,
+        op: &WorkdirOp,
+        layers: &[BuiltLayer],
+    ) -> Result<BuiltLayer, StepError> {
+        self.view_of(layers)?;
+        self.store_layer(|out| {
+            let view = self.view_of(layers)?;
+            let owner = match &op.user {
+                Some(user) => Some(owner_in(&view, user)?),
+                None => None,
             };
-            let k = key(&target);
-            if let Some((entry, _)) = self.entries.get(&k) {
-                if entry.kind != EntryKind::Dir {
-                    return Err(CopyError::Invalid(format!("cannot copy to non-directory: {target}")));
-                }
-            } else {
-                match self.view.lookup(&target, false).map_err(io_at(&target))? {
-                    Some(found) if found.metadata.is_dir() => {
-                        let entry = Entry::from_fs(&found.fs_path, &k)?
-                            .ok_or_else(|| CopyError::Invalid(format!("{target} is not a directory")))?;
-                        self.entries.insert(k, (entry, Content::None));
-                    }
-                    Some(_) => {
-                        return Err(CopyError::Invalid(format!("cannot copy to non-directory: {target}")));
-                    }
-                    None => {
-                        let mut entry = Entry::new(&k, EntryKind::Dir);
-                        entry.mtime = self.now;
-                        if let Some((uid, gid)) = self.owner {
-                            entry.uid = uid.into();
-                            entry.gid = gid.into();
+            let mut plan = CopyPlan::new(&view, owner, None, now_seconds());
+            plan.ensure_dir(&op.path)?;
+            Ok(plan.write(out)?)
+        })
+    }
+
+    /// COPY or ADD on `layers`; `sources` are the layers `--from` reads.
+    pub(super) fn execute_copy(
+        &self,
+        op: &CopyOp,
+        layers: &[BuiltLayer],
+        sources: &[BuiltLayer],
+    ) -> Result<BuiltLayer, StepError> {
+        // Everything the helper reads is unpacked and walked here first: a
+        // forked helper must not wait on a lock another thread held.
+        self.view_of(layers)?;
+        match op.from {
+            CopyFrom::Context if !op.sources.is_empty() => drop(self.context()?),
+            CopyFrom::Context => {}
+            _ => drop(self.view_of(sources)?),
+        }
+        self.store_layer(|out| self.write_copy(op, layers, sources, out))
+    }
+
+    /// Writes the layer of a COPY or ADD to `out`.
+    fn write_copy(
+        &self,
+        op: &CopyOp,
+        layers: &[BuiltLayer],
+        from_layers: &[BuiltLayer],
+        out: &mut dyn std::io::Write,
+    ) -> Result<LayerSummary, StepError> {
+        let view = self.view_of(layers)?;
+        let owner = match &op.chown {
+            Some(spec) => Some(owner_in(&view, spec)?),
+            None => None,
+        };
+        let mut plan = CopyPlan::new(&view, owner, op.chmod, now_seconds());
+        let mut unpacked = Vec::new();
+        match op.from {
+            CopyFrom::Context => {
+                if !op.sources.is_empty() {
+                    let context = self.context()?;
+                    let sources = context_sources(&context, &op.sources)?;
+                    let many = sources.len() > 1;
+                    for source in &sources {
+                        if op.unpack_archives
+                            && !source.is_dir()
+                            && let Some(dir) = self.unpack_archive(&source.entries[0].fs_path)?
+                        {
+                            let extracted = dir_source(dir.path(), "")?;
+                            plan.add_source(&extracted, &op.dest, true, true)?;
+                            unpacked.push(dir);
+                            continue;
                         }
-                        self.entries.insert(k, (entry, Content::None));
+                        plan.add_source(source, &op.dest, op.dest_is_dir || many, false)?;
                     }
                 }
             }
-            resolved = target;
-        }
-        Ok(if resolved.is_empty() { "/".into() } else { resolved })
-    }
-
-    /// Where a source named `name` goes: into `dest` when it is (or must
-    /// be) a directory, else at `dest` itself.
-    pub fn destination_of(&mut self, dest: &str, dest_is_dir: bool, name: &str) -> Result<String, CopyError> {
-        if dest_is_dir || self.is_dir(dest)? == Some(true) {
-            let dir = self.ensure_dir(dest)?;
-            return Ok(format!("{}/{name}", dir.trim_end_matches('/')));
-        }
-        let parts = components(dest);
-        let parent = format!("/{}", parts[..parts.len().saturating_sub(1)].join("/"));
-        let dir = self.ensure_dir(&parent)?;
-        Ok(format!("{}/{}", dir.trim_end_matches('/'), parts.last().map(String::as_str).unwrap_or("")))
-    }
-
-    /// Copies `source` to `dest`: a directory's contents into `dest`, a file
-    /// into or as `dest`. `keep_owner` keeps the source's uid/gid (COPY
-    /// --from); otherwise files belong to root unless `--chown`.
-    pub fn add_source(
-        &mut self,
-        source: &Source,
-        dest: &str,
-        dest_is_dir: bool,
-        keep_owner: bool,
-    ) -> Result<(), CopyError> {
-        let Some(root) = source.entries.first() else { return Ok(()) };
-        // A directory the copy creates is 0755 whatever the source's mode
-        // (BuildKit's mkdir -p), owned like the files with --chown.
-        let base = if root.metadata.is_dir() {
-            self.ensure_dir(dest)?
-        } else {
-            let target = self.destination_of(dest, dest_is_dir, &source.name)?;
-            if self.is_dir(&target)? == Some(true) {
-                return Err(CopyError::Invalid(format!("cannot replace directory {target} with a file")));
-            }
-            let k = key(&target);
-            let entry = self.entry_for(root, &k, keep_owner)?;
-            self.insert(k, entry, root);
-            return Ok(());
-        };
-        for child in &source.entries[1..] {
-            let k = key(&format!("{base}/{}", child.rel));
-            let entry = self.entry_for(child, &k, keep_owner)?;
-            self.insert(k, entry, child);
-        }
-        Ok(())
-    }
-
-    fn insert(&mut self, k: String, entry: Entry, from: &SourceEntry) {
-        let content = if matches!(entry.kind, EntryKind::File { .. }) {
-            Content::File(from.fs_path.clone())
-        } else {
-            Content::None
-        };
-        // A later source replaces an earlier one at the same path, and a
-        // file replacing a directory takes its children away.
-        if entry.kind != EntryKind::Dir {
-            let prefix = format!("{k}/");
-            let nested: Vec<String> = self
-                .entries
-                .range(prefix.clone()..)
-                .take_while(|(p, _)| p.starts_with(&prefix))
-                .map(|(p, _)| p.clone())
-                .collect();
-            for p in nested {
-                self.entries.remove(&p);
-            }
-        }
-        self.entries.insert(k, (entry, content));
-    }
-
-    /// Adds an in-memory file (a heredoc) into or as `dest`.
-    pub fn add_inline(&mut self, file: &InlineFile, dest: &str, dest_is_dir: bool) -> Result<(), CopyError> {
-        let target = self.destination_of(dest, dest_is_dir, &file.name)?;
-        let k = key(&target);
-        let mut entry = Entry::new(&k, EntryKind::File { size: file.data.len() as u64 });
-        entry.mode = self.chmod.unwrap_or(file.mode);
-        entry.mtime = file.mtime;
-        if let Some((uid, gid)) = self.owner {
-            entry.uid = uid.into();
-            entry.gid = gid.into();
-        }
-        self.entries.insert(k, (entry, Content::Bytes(file.data.clone())));
-        Ok(())
-    }
-
-    fn entry_for(&self, from: &SourceEntry, k: &str, keep_owner: bool) -> Result<Entry, CopyError> {
-        let mut entry = Entry::from_fs(&from.fs_path, k)?.ok_or_else(|| {
-            CopyError::Invalid(format!("{}: a socket cannot be copied", from.fs_path.display()))
-        })?;
-        if let Some((uid, gid)) = self.owner {
-            entry.uid = uid.into();
-            entry.gid = gid.into();
-        } else if !keep_owner {
-            entry.uid = 0;
-            entry.gid = 0;
-        }
-        if let Some(mode) = self.chmod
-            && !matches!(entry.kind, EntryKind::Symlink { .. })
-        {
-            entry.mode = mode;
-        }
-        Ok(entry)
-    }
-
-    /// Writes the layer.
-    pub fn write<W: io::Write>(self, out: W) -> Result<LayerSummary, CopyError> {
-        let mut layer = LayerWriter::new(out, crate::layer::Compression::None)?;
-        for (_, (entry, content)) in self.entries {
-            match content {
-                Content::None => layer.append(&entry, io::empty())?,
-                Content::Bytes(bytes) => layer.append(&entry, bytes.as_slice())?,
-                Content::File(path) => {
-                    let file = open_nofollow(&path)
-                        .map_err(|source| CopyError::Io { path: path.display().to_string(), source })?;
-                    layer.append(&entry, file)?;
+            CopyFrom::Stage(_) | CopyFrom::Image(_) => {
+                let from_view = self.view_of(from_layers)?;
+                let mut all = Vec::new();
+                for pattern in &op.sources {
+                    all.extend(view_sources(&from_view, pattern)?);
+                }
+                let many = all.len() > 1;
+                for source in &all {
+                    plan.add_source(source, &op.dest, op.dest_is_dir || many, true)?;
                 }
             }
         }
-        Ok(layer.finish()?)
+        let now = now_seconds();
+        for file in &op.inline_files {
+            let file = InlineFile {
+                name: file.name.clone(),
+                data: file.content.clone().into_bytes(),
+                mode: file.mode,
+                mtime: now,
+            };
+            plan.add_inline(&file, &op.dest, op.dest_is_dir)?;
+        }
+        let summary = plan.write(out)?;
+        drop(unpacked);
+        Ok(summary)
+    }
+
+    /// ADD of a local tar archive: extracted into a temporary directory;
+    /// `None` when the file is not an archive.
+    fn unpack_archive(&self, path: &Path) -> Result<Option<tempfile::TempDir>, StepError> {
+        let Some(reader) = archive_reader(path).map_err(StepError::io(path))? else {
+            return Ok(None);
+        };
+        let tmp = self.options.store.root().join("tmp");
+        let dir = tempfile::Builder::new().prefix("add-").tempdir_in(&tmp).map_err(StepError::io(&tmp))?;
+        let options =
+            crate::layer::ExtractOptions { ownership: self.archive_ownership.clone(), ..Default::default() };
+        crate::layer::extract(reader, dir.path(), &options)
+            .map_err(|e| StepError::failed(format!("{}: {e}", path.display())))?;
+        Ok(Some(dir))
+    }
+
+    /// Stores the layer `write` makes from layer dirs (COPY, ADD, WORKDIR).
+    /// Rootless, a file may sit in a directory only a subordinate id can
+    /// enter, so `write` runs as the user namespace's root, where owners
+    /// read as the image's. It runs in a forked child then: the layer dirs
+    /// it reads must be unpacked, and the context walked, before the call.
+    /// Where no user namespace can be made, the layer dirs hold only the
+    /// caller's files, and `write` runs here.
+    fn store_layer(
+        &self,
+        write: impl FnOnce(&mut dyn std::io::Write) -> Result<LayerSummary, StepError>,
+    ) -> Result<BuiltLayer, StepError> {
+        let mut blob = self.options.store.blob_writer()?;
+        let summary = if sandbox::rootless() && sandbox::namespace_available() {
+            as_namespace_root(&mut blob, write)?
+        } else {
+            write(&mut blob)?
+        };
+        let digest = blob.commit(Some(summary.diff_id))?;
+        Ok(BuiltLayer { digest, size: summary.uncompressed_size })
     }
 }
 
-fn open_nofollow(path: &Path) -> io::Result<impl Read> {
-    let fd = rustix::fs::open(
-        path,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )?;
-    Ok(File::from(fd))
+/// `user[:group]` as numeric ids, looked up in the image's own files.
+fn owner_in(view: &MergedView, spec: &str) -> Result<(u32, u32), StepError> {
+    let read = |path: &str| view.read_file(path).ok().flatten().unwrap_or_default();
+    let (passwd, group) = (read("/etc/passwd"), read("/etc/group"));
+    user::resolve_owner(spec, &String::from_utf8_lossy(&passwd), &String::from_utf8_lossy(&group))
+        .map_err(StepError::failed)
 }
 
-/// `--chmod=0755` (octal, as BuildKit's Dockerfile frontend takes it).
-pub fn parse_chmod(text: &str) -> Result<u32, CopyError> {
-    u32::from_str_radix(text, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| CopyError::Invalid(format!("invalid --chmod={text}: give an octal mode such as 0755")))
+/// Runs `write` (a layer, written to the pipe it gets) as the root of the
+/// rootless user namespace, storing the layer in `blob`. The helper is a
+/// forked process: a step's failure comes back as its message and hint.
+fn as_namespace_root(
+    blob: &mut impl std::io::Write,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<LayerSummary, StepError>,
+) -> Result<LayerSummary, StepError> {
+    let done = sandbox::as_namespace_root(
+        |out| match write(out) {
+            Ok(summary) => Ok(summary.to_line().into_bytes()),
+            Err(error) => Err(format!("{error}\0{}", error.hint().unwrap_or_default())),
+        },
+        |chunk| blob.write_all(chunk),
+    );
+    match done {
+        Ok(Ok(line)) => LayerSummary::from_line(&line, Compression::None)
+            .ok_or_else(|| StepError::NamespaceHelper("its reply is garbled".into())),
+        Ok(Err(text)) => {
+            let (message, hint) = text.split_once('\0').unwrap_or((text.as_str(), ""));
+            Err(StepError::Failed {
+                message: message.to_string(),
+                hint: (!hint.is_empty()).then(|| hint.to_string()),
+            })
+        }
+        Err(e) => Err(StepError::NamespaceHelper(e.to_string())),
+    }
 }

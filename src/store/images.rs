@@ -164,17 +164,21 @@ impl Store {
         Err(StoreError::NoSuchImage(text.to_string()))
     }
 
-    /// Writes an OCI manifest for a config and uncompressed layers that are
-    /// already in the store, and returns its index descriptor.
-    pub fn write_manifest(&self, config_digest: &Digest, layers: &[(Digest, u64)]) -> Result<Descriptor> {
-        let config_size = std::fs::metadata(self.blob_path(config_digest))
-            .map_err(|_| StoreError::MissingBlob { digest: *config_digest, root: self.root.clone() })?
-            .len();
-        let config_bytes = self.read_blob(config_digest)?;
+    /// Commits an image: the config bytes as a blob, an OCI manifest over
+    /// them and the given layers (uncompressed, already in the store), and
+    /// an `index.json` entry per name (one untagged entry without names).
+    /// The image ID is the digest of `config_bytes` exactly as given.
+    pub fn commit_image(
+        &self,
+        config_bytes: &[u8],
+        layers: &[(Digest, u64)],
+        names: &[Reference],
+    ) -> Result<Image> {
         let config: ImageConfig =
-            serde_json::from_slice(&config_bytes).map_err(|e| invalid("image config", e))?;
+            serde_json::from_slice(config_bytes).map_err(|e| invalid("image config", e))?;
+        let config_digest = self.put_blob(config_bytes)?;
         let config_descriptor =
-            Descriptor::new(MediaType::ImageConfig, config_size, oci_digest(config_digest));
+            Descriptor::new(MediaType::ImageConfig, config_bytes.len() as u64, oci_digest(&config_digest));
         let layer_descriptors: Vec<Descriptor> = layers
             .iter()
             .map(|(digest, size)| {
@@ -198,20 +202,21 @@ impl Store {
             .os(config.os.as_str())
             .build()
             .map_err(|e| invalid("platform", e))?;
-        DescriptorBuilder::default()
+        let descriptor = DescriptorBuilder::default()
             .media_type(MediaType::ImageManifest)
             .size(bytes.len() as u64)
             .digest(oci_digest(&digest))
             .platform(platform)
             .build()
-            .map_err(|e| invalid("manifest descriptor", e))
+            .map_err(|e| invalid("manifest descriptor", e))?;
+        self.add_image(&descriptor, names)
     }
 
     /// Records an image whose blobs are all in the store, under `names`
     /// (moved from any image that had them) or untagged when `names` is
     /// empty. An image that loses its last name stays, untagged, as Docker
     /// keeps a dangling image.
-    pub fn add_image(&self, manifest: &Descriptor, names: &[Reference]) -> Result<Image> {
+    fn add_image(&self, manifest: &Descriptor, names: &[Reference]) -> Result<Image> {
         let digest = descriptor_digest(manifest)?;
         let image = self.image_from_manifest(&digest)?;
         for (layer, _) in image.layers() {

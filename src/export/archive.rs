@@ -14,8 +14,8 @@ use std::io::{self, Read, Write};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use serde::{Deserialize, Serialize};
 
-use super::config::{ImageConfig, host_architecture};
-use super::reference::Reference;
+use crate::image::config::{ImageConfig, host_architecture};
+use crate::image::reference::Reference;
 use crate::layer::Digest;
 use crate::layer::check::{TarProblem, normalise};
 use crate::store::{CONTAINERD_NAME, Image, REF_NAME, StagedBlob, Store, StoreError, descriptor_digest};
@@ -171,7 +171,6 @@ pub fn load(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>, Archive
     // Everything is verified: commit.
     let mut loaded = Vec::with_capacity(plans.len());
     for plan in plans {
-        let config_digest = store.put_blob(&plan.config)?;
         let mut layers = Vec::with_capacity(plan.layers.len());
         for path in &plan.layers {
             if let Some(done) = staged.committed.get(path) {
@@ -184,9 +183,8 @@ pub fn load(store: &Store, input: impl Read) -> Result<Vec<LoadedImage>, Archive
             staged.committed.insert(path.clone(), (digest, size));
             layers.push((digest, size));
         }
-        let descriptor = store.write_manifest(&config_digest, &layers)?;
-        store.add_image(&descriptor, &plan.names)?;
-        loaded.push(LoadedImage { id: config_digest, names: plan.names });
+        let image = store.commit_image(&plan.config, &layers, &plan.names)?;
+        loaded.push(LoadedImage { id: image.id(), names: plan.names });
     }
     Ok(loaded)
 }

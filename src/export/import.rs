@@ -1,13 +1,15 @@
 //! `hoist import`: a one-layer image from a root filesystem tarball (plain,
 //! gzip or zstd), as `docker import` makes it, with `--change` instructions
-//! applied to its configuration.
+//! applied to its configuration (by `plan::config`, which owns what an
+//! instruction means).
 
 use std::io::Read;
 use std::time::SystemTime;
 
-use super::config::{History, ImageConfig, rfc3339};
-use super::reference::Reference;
-use crate::dockerfile::{self, instructions};
+use crate::image::config::{History, ImageConfig};
+use crate::image::reference::Reference;
+use crate::image::time::rfc3339;
+use crate::plan::config::{apply, parse_change};
 use crate::store::{Image, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,21 +58,16 @@ pub fn import(
     config.rootfs.diff_ids = vec![layer.digest.to_string()];
     config.history = vec![History { created: Some(created), comment: Some(comment), ..History::default() }];
     let config_bytes = serde_json::to_vec(&config).expect("config serialises");
-    let config_digest = store.put_blob(&config_bytes)?;
     let size = layer.size;
     let layer_digest = layer.commit()?;
-    let descriptor = store.write_manifest(&config_digest, &[(layer_digest, size)])?;
     let names: Vec<Reference> = name.cloned().into_iter().collect();
-    Ok(store.add_image(&descriptor, &names)?)
+    Ok(store.commit_image(&config_bytes, &[(layer_digest, size)], &names)?)
 }
 
 /// Parses one `--change` as a Dockerfile instruction and applies it.
 pub fn apply_change(config: &mut ImageConfig, change: &str) -> Result<(), ImportError> {
-    let err = |message: String| ImportError::Change { change: change.to_string(), message };
-    let file = dockerfile::parse(&format!("FROM scratch\n{change}\n")).map_err(|e| err(e.message))?;
-    let typed = instructions::typed(&file).map_err(|e| err(e.message))?;
-    if typed.len() != 2 {
-        return Err(err("give exactly one instruction per --change".into()));
-    }
-    config.apply(&typed[1].command).map_err(|e| err(e.0))
+    let parsed = parse_change(change, config)
+        .map_err(|message| ImportError::Change { change: change.to_string(), message })?;
+    apply(config, &parsed);
+    Ok(())
 }
