@@ -5,8 +5,10 @@
 //! line and column they point at and a hint; [`Diagnostic::render`] prints
 //! them with the offending line and a caret.
 
+mod heredoc;
 pub mod instructions;
 pub mod parse;
+mod quote;
 pub mod shell;
 pub use parse::{Dockerfile, Node, parse, parse_bytes};
 

@@ -18,10 +18,12 @@ use serde::Serialize;
 pub use crate::diagnostic::Span;
 
 use super::Diagnostic;
+use super::heredoc::heredocs_in_line;
+pub use super::quote::go_quote;
 
 #[derive(pest_derive::Parser)]
 #[grammar = "../grammar/dockerfile.pest"]
-struct LineGrammar;
+pub(super) struct LineGrammar;
 
 /// A parser directive from the top of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -682,141 +684,6 @@ fn parse_name_value(rest: &str, keyword: &str, escape: char) -> Result<Vec<Strin
         out.extend([key.to_string(), value.to_string(), "=".to_string()]);
     }
     Ok(out)
-}
-
-/// Heredocs opened on a RUN/COPY/ADD line, in order.
-fn heredocs_in_line(line: &str) -> Vec<Heredoc> {
-    raw_words(line)
-        .into_iter()
-        .filter_map(|word| {
-            let pair = LineGrammar::parse(Rule::heredoc_marker, word).ok()?.next()?;
-            let (mut fd, mut chomp, mut rest) = (0u32, false, "");
-            for part in pair.into_inner() {
-                match part.as_rule() {
-                    Rule::heredoc_fd => fd = part.as_str().parse().unwrap_or(0),
-                    Rule::heredoc_chomp => chomp = true,
-                    Rule::heredoc_word => rest = part.as_str(),
-                    _ => {}
-                }
-            }
-            let (name, quoted) = unquote_heredoc_word(rest);
-            if name.is_empty() {
-                return None;
-            }
-            Some(Heredoc { name, fd, expand: !quoted, chomp, content: String::new() })
-        })
-        .collect()
-}
-
-/// Splits on unquoted whitespace, keeping quotes and escapes in the words.
-fn raw_words(line: &str) -> Vec<&str> {
-    let mut words = Vec::new();
-    let mut start = None;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for (i, c) in line.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match (quote, c) {
-            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
-            (Some('"') | None, '\\') => {
-                escaped = true;
-                start.get_or_insert(i);
-            }
-            (Some(_), _) => {}
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                start.get_or_insert(i);
-            }
-            (None, c) if c.is_whitespace() => {
-                if let Some(s) = start.take() {
-                    words.push(&line[s..i]);
-                }
-            }
-            (None, _) => {
-                start.get_or_insert(i);
-            }
-        }
-    }
-    if let Some(s) = start {
-        words.push(&line[s..]);
-    }
-    words
-}
-
-/// The terminator word without quotes and escapes, and whether it had quotes.
-fn unquote_heredoc_word(word: &str) -> (String, bool) {
-    let mut out = String::with_capacity(word.len());
-    let mut quoted = false;
-    let mut quote = None;
-    let mut chars = word.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
-            (Some('\''), c) => out.push(c),
-            (_, '\\') => {
-                if let Some(next) = chars.next() {
-                    out.push(next);
-                }
-            }
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                quoted = true;
-            }
-            (_, c) => out.push(c),
-        }
-    }
-    (out, quoted)
-}
-
-/// Go's `strconv.Quote`, which the reference dump uses.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{07}' => out.push_str("\\a"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0C}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{0B}' => out.push_str("\\v"),
-            c if go_printable(c) => out.push(c),
-            c if (c as u32) < 0x80 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if (c as u32) < 0x10000 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let _ = write!(out, "\\U{:08x}", c as u32);
-            }
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// An approximation of Go's `unicode.IsPrint`: no controls, no spaces other
-/// than U+0020, no format characters, private-use or noncharacters.
-fn go_printable(c: char) -> bool {
-    let u = c as u32;
-    if c == ' ' {
-        return true;
-    }
-    if c.is_control() || c.is_whitespace() {
-        return false;
-    }
-    !matches!(u,
-        0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x180E | 0x200B..=0x200F | 0x2028..=0x202E
-        | 0x2060..=0x206F | 0xD800..=0xF8FF | 0xFEFF | 0xFFF0..=0xFFFB | 0xFFFE | 0xFFFF
-        | 0xE0000..=0xE0FFF | 0xF0000.. )
-        && (u & 0xFFFE) != 0xFFFE
 }
 
 #[cfg(test)]
