@@ -5,6 +5,8 @@
 //! in and out; later stages plan, solve and export. The library is
 //! usable without the CLI.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod context;
 pub mod dockerfile;
 pub mod image;

@@ -6,6 +6,7 @@ use std::io;
 use std::path::Path;
 use std::process::Command;
 
+use super::sys;
 use crate::layer::IdMapping;
 
 /// The mapping a rootless sandbox gets.
@@ -20,9 +21,8 @@ pub(crate) struct IdMaps {
 
 impl IdMaps {
     pub fn for_current_user() -> IdMaps {
-        let uid = unsafe { libc::geteuid() };
-        let gid = unsafe { libc::getegid() };
-        let name = user_name(uid);
+        let (uid, gid) = sys::effective_ids();
+        let name = sys::user_name(uid);
         let helpers = ["/usr/bin/newuidmap", "/usr/bin/newgidmap"];
         let sub = if helpers.iter().all(|h| Path::new(h).exists()) {
             let u = subordinate_range(Path::new("/etc/subuid"), name.as_deref(), uid);
@@ -57,7 +57,7 @@ impl IdMaps {
     }
 
     /// Writes the maps of `pid`, which has just unshared its user namespace.
-    pub fn apply(&self, pid: libc::pid_t) -> io::Result<()> {
+    pub fn apply(&self, pid: i32) -> io::Result<()> {
         match self.sub {
             Some(((us, uc), (gs, gc))) => {
                 run_helper("/usr/bin/newuidmap", pid, self.uid, us, uc)?;
@@ -72,7 +72,7 @@ impl IdMaps {
     }
 }
 
-fn run_helper(helper: &str, pid: libc::pid_t, own: u32, start: u32, count: u32) -> io::Result<()> {
+fn run_helper(helper: &str, pid: i32, own: u32, start: u32, count: u32) -> io::Result<()> {
     let out = Command::new(helper)
         .args([pid.to_string(), "0".into(), own.to_string(), "1".into()])
         .args(["1".to_string(), start.to_string(), count.to_string()])
@@ -85,18 +85,6 @@ fn run_helper(helper: &str, pid: libc::pid_t, own: u32, start: u32, count: u32) 
         )));
     }
     Ok(())
-}
-
-fn user_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 4096];
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result = std::ptr::null_mut();
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-    if rc != 0 || result.is_null() {
-        return None;
-    }
-    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
-    Some(name.to_string_lossy().into_owned())
 }
 
 /// The first `name:start:count` (or `uid:start:count`) line for the user.

@@ -50,7 +50,7 @@ pub use user::{ResolvedUser, resolve_user};
 
 /// Whether sandboxes need a user namespace, i.e. the caller is not root.
 pub fn rootless() -> bool {
-    unsafe { libc::geteuid() != 0 }
+    sys::rootless()
 }
 
 /// How a rootless sandbox maps ids, as container id → host id ranges

@@ -2,16 +2,15 @@
 //! pivot, and the kernel filesystems, devices and `/etc` files Docker gives a
 //! container. Runs in the pid-namespace init before the user process starts.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::error::SandboxError;
 use super::report::{self, Message};
 use super::spec::{BindMount, RootFs};
-use super::sys::{self, cpath};
+use super::sys::{self, Errno, FsconfigError, MountFlags};
 
 /// Where the old root stays reachable between pivot_root and its detach;
 /// inside the sandbox's private /dev tmpfs, so it never touches the image.
@@ -20,14 +19,10 @@ const OLD_ROOT: &str = "/dev/.hoist-oldroot";
 /// The device nodes bound from the host into the fresh /dev.
 pub(crate) const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
-const NOSUID_NODEV_NOEXEC: libc::c_ulong = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+const NOSUID_NODEV_NOEXEC: MountFlags = MountFlags::NOSUID.union(MountFlags::NODEV).union(MountFlags::NOEXEC);
 
 pub(crate) fn step<T>(name: &str, r: io::Result<T>) -> Result<T, SandboxError> {
     r.map_err(|e| SandboxError::Setup { step: name.to_string(), message: e.to_string() })
-}
-
-fn c(p: &Path) -> Result<CString, SandboxError> {
-    step("path", cpath(p))
 }
 
 /// What the init needs to build the root, prepared by the parent.
@@ -44,15 +39,15 @@ pub(crate) struct RootPlan {
 
 /// Mount points the init created in the image, reported to the parent as
 /// they are made so that it can clean up even if the init is killed.
-pub(crate) struct MountPoints {
+pub(crate) struct MountPoints<'r> {
     pub created: Vec<PathBuf>,
-    report: RawFd,
+    report: BorrowedFd<'r>,
     /// Only once `/` is the sandbox root can the init remove them itself.
     pivoted: bool,
 }
 
-impl MountPoints {
-    pub fn new(report: RawFd) -> Self {
+impl<'r> MountPoints<'r> {
+    pub fn new(report: BorrowedFd<'r>) -> Self {
         MountPoints { created: Vec::new(), report, pivoted: false }
     }
 
@@ -95,9 +90,7 @@ impl MountPoints {
         }
         for rel in self.created.iter().rev() {
             let path = Path::new("/").join(rel);
-            if let Ok(cp) = cpath(&path) {
-                while sys::umount_detach(&cp).is_ok() {}
-            }
+            while sys::unmount_detach(&path).is_ok() {}
             let removed = match std::fs::symlink_metadata(&path) {
                 Ok(m) if m.is_dir() => std::fs::remove_dir(&path),
                 Ok(m) if m.len() == 0 => std::fs::remove_file(&path),
@@ -110,50 +103,27 @@ impl MountPoints {
 }
 
 fn bind(source: &Path, target: &Path, recursive: bool) -> Result<(), SandboxError> {
-    let flags = libc::MS_BIND | if recursive { libc::MS_REC } else { 0 };
-    step(
-        &format!("bind {} on {}", source.display(), target.display()),
-        sys::mount(Some(&c(source)?), &c(target)?, None, flags, None),
-    )
+    step(&format!("bind {} on {}", source.display(), target.display()), sys::bind(source, target, recursive))
 }
 
 /// Remounts a bind mount read-only, keeping the flags the kernel locks in a
 /// user namespace (nosuid, nodev, noexec, atime).
 fn remount_readonly(target: &Path) -> Result<(), SandboxError> {
-    let ct = c(target)?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(ct.as_ptr(), &mut st) } != 0 {
-        return step("statvfs", Err(io::Error::last_os_error()));
-    }
-    let mut flags = libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY;
-    for (st_flag, ms_flag) in [
-        (libc::ST_NOSUID, libc::MS_NOSUID),
-        (libc::ST_NODEV, libc::MS_NODEV),
-        (libc::ST_NOEXEC, libc::MS_NOEXEC),
-        (libc::ST_NOATIME, libc::MS_NOATIME),
-        (libc::ST_NODIRATIME, libc::MS_NODIRATIME),
-        (libc::ST_RELATIME, libc::MS_RELATIME),
-    ] {
-        if st.f_flag & st_flag != 0 {
-            flags |= ms_flag;
-        }
-    }
-    step(&format!("remount {} read-only", target.display()), sys::mount(None, &ct, None, flags, None))
+    let locked = step("statvfs", sys::locked_mount_flags(target))?;
+    step(
+        &format!("remount {} read-only", target.display()),
+        sys::remount_bind(target, MountFlags::RDONLY | locked),
+    )
 }
 
-fn mount_fs(fstype: &str, target: &Path, flags: libc::c_ulong, data: &str) -> Result<(), SandboxError> {
-    let ty = step("fstype", sys::cstr(fstype))?;
-    let data = step("options", sys::cstr(data))?;
-    step(
-        &format!("mount {fstype} on {}", target.display()),
-        sys::mount(Some(&ty), &c(target)?, Some(&ty), flags, Some(&data)),
-    )
+fn mount_fs(fstype: &str, target: &Path, flags: MountFlags, data: &str) -> Result<(), SandboxError> {
+    step(&format!("mount {fstype} on {}", target.display()), sys::mount(fstype, target, flags, data))
 }
 
 /// Overlay options the snapshot diff relies on (`userxattr` refuses
 /// `redirect_dir=off`, hence `nofollow`).
-const OVERLAY_OPTIONS: [(&std::ffi::CStr, &std::ffi::CStr); 3] =
-    [(c"redirect_dir", c"nofollow"), (c"metacopy", c"off"), (c"index", c"off")];
+const OVERLAY_OPTIONS: [(&str, &str); 3] =
+    [("redirect_dir", "nofollow"), ("metacopy", "off"), ("index", "off")];
 
 /// Mounts the overlay with the new mount API, one `lowerdir+` per layer, so
 /// the layer count is not limited by the page-sized option string.
@@ -164,34 +134,37 @@ fn mount_overlay_fsconfig(
     target: &Path,
     userns: bool,
 ) -> Result<bool, SandboxError> {
-    let fs = match sys::fsopen(c"overlay") {
-        Ok(fs) => fs,
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => return Ok(false),
-        Err(e) => return step("fsopen overlay", Err(e)),
-    };
-    for (i, l) in lower.iter().enumerate() {
-        match sys::fsconfig_string(&fs, c"lowerdir+", &c(l)?) {
-            Ok(()) => {}
-            // Kernels before 6.8 do not know `lowerdir+`.
-            Err(e) if i == 0 && e.raw_os_error() == Some(libc::EINVAL) => return Ok(false),
-            Err(e) => return step(&format!("overlay lowerdir+ {}", l.display()), Err(e)),
-        }
-    }
-    step("overlay upperdir", sys::fsconfig_string(&fs, c"upperdir", &c(upper)?))?;
-    step("overlay workdir", sys::fsconfig_string(&fs, c"workdir", &c(work)?))?;
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let mut parameters: Vec<(String, Option<String>)> =
+        lower.iter().map(|l| ("lowerdir+".to_string(), Some(path(l)))).collect();
+    parameters.push(("upperdir".into(), Some(path(upper))));
+    parameters.push(("workdir".into(), Some(path(work))));
     // Every copy-up must be a whole file in the upper dir, with no
     // redirects or index entries, for the snapshot diff to read it as a
     // layer: whatever the kernel's defaults are.
-    for (key, value) in OVERLAY_OPTIONS {
-        step(&format!("overlay {}", key.to_string_lossy()), sys::fsconfig_string(&fs, key, value))?;
-    }
+    parameters.extend(OVERLAY_OPTIONS.iter().map(|(k, v)| (k.to_string(), Some(v.to_string()))));
     if userns {
-        step("overlay userxattr", sys::fsconfig_flag(&fs, c"userxattr"))?;
+        parameters.push(("userxattr".into(), None));
     }
-    step("create overlay", sys::fsconfig_create(&fs))?;
-    let mnt = step("fsmount overlay", sys::fsmount(&fs))?;
-    step("attach overlay", sys::move_mount_to(&mnt, &c(target)?))?;
-    Ok(true)
+    match sys::mount_with_fsconfig("overlay", &parameters, target) {
+        Ok(()) => Ok(true),
+        Err(FsconfigError::Open(e)) if Errno::from_io_error(&e) == Some(Errno::NOSYS) => Ok(false),
+        Err(FsconfigError::Open(e)) => step("fsopen overlay", Err(e)),
+        // Kernels before 6.8 do not know `lowerdir+`.
+        Err(FsconfigError::Parameter { index: 0, error })
+            if Errno::from_io_error(&error) == Some(Errno::INVAL) =>
+        {
+            Ok(false)
+        }
+        Err(FsconfigError::Parameter { index, error }) => {
+            let name = match &parameters[index] {
+                (key, Some(value)) if key == "lowerdir+" => format!("overlay {key} {value}"),
+                (key, _) => format!("overlay {key}"),
+            };
+            step(&name, Err(error))
+        }
+        Err(FsconfigError::Mount { step: what, error }) => step(&format!("{what} overlay"), Err(error)),
+    }
 }
 
 /// The classic `mount(2)` fallback: paths relative to their common parent
@@ -217,12 +190,12 @@ fn mount_overlay_classic(
     let lowers: Vec<String> = lower.iter().map(|l| rel(l)).collect();
     let mut data = format!("lowerdir={},upperdir={},workdir={}", lowers.join(":"), rel(upper), rel(work));
     for (key, value) in OVERLAY_OPTIONS {
-        data.push_str(&format!(",{}={}", key.to_string_lossy(), value.to_string_lossy()));
+        data.push_str(&format!(",{key}={value}"));
     }
     if userns {
         data.push_str(",userxattr");
     }
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+    let page = sys::page_size();
     if data.len() >= page {
         return Err(SandboxError::Setup {
             step: "mount overlay".into(),
@@ -234,9 +207,9 @@ fn mount_overlay_classic(
             ),
         });
     }
-    step("chdir to layer parent", sys::chdir(&c(&common)?))?;
-    let r = mount_fs("overlay", target, 0, &data);
-    step("chdir /", sys::chdir(c"/"))?;
+    step("chdir to layer parent", sys::chdir(&common))?;
+    let r = mount_fs("overlay", target, MountFlags::empty(), &data);
+    step("chdir /", sys::chdir(Path::new("/")))?;
     r
 }
 
@@ -244,8 +217,8 @@ fn mount_overlay_classic(
 /// /dev, /proc, /sys, extra binds and the /etc files. Returns with `/` the
 /// sandbox root and the old root detached.
 pub(crate) fn setup(plan: &RootPlan, points: &mut MountPoints) -> Result<(), SandboxError> {
-    step("make mounts private", sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None))?;
-    mount_fs("tmpfs", &plan.staging, libc::MS_NOSUID | libc::MS_NODEV, "mode=0700,size=64k")?;
+    step("make mounts private", sys::make_mounts_private())?;
+    mount_fs("tmpfs", &plan.staging, MountFlags::NOSUID | MountFlags::NODEV, "mode=0700,size=64k")?;
     let new_root = plan.staging.join("root");
     step("mkdir staging root", std::fs::create_dir(&new_root))?;
     match &plan.root {
@@ -267,11 +240,11 @@ pub(crate) fn setup(plan: &RootPlan, points: &mut MountPoints) -> Result<(), San
         });
     }
     let dev = points.ensure(&new_root, "dev", false)?;
-    mount_fs("tmpfs", &dev, libc::MS_NOSUID, "mode=0755,size=64k")?;
+    mount_fs("tmpfs", &dev, MountFlags::NOSUID, "mode=0755,size=64k")?;
     step("mkdir old root", std::fs::DirBuilder::new().mode(0o700).create(dev.join(".hoist-oldroot")))?;
-    step("chdir new root", sys::chdir(&c(&new_root)?))?;
-    step("pivot_root", sys::pivot_root(c".", c"dev/.hoist-oldroot"))?;
-    step("chdir /", sys::chdir(c"/"))?;
+    step("chdir new root", sys::chdir(&new_root))?;
+    step("pivot_root", sys::pivot_root(Path::new("."), Path::new("dev/.hoist-oldroot")))?;
+    step("chdir /", sys::chdir(Path::new("/")))?;
     points.pivoted = true;
     let old = Path::new(OLD_ROOT);
     let root = Path::new("/");
@@ -298,7 +271,7 @@ pub(crate) fn setup(plan: &RootPlan, points: &mut MountPoints) -> Result<(), San
         bind(&source, &target, false)?;
         step("remove /etc file source", std::fs::remove_file(&source))?;
     }
-    step("detach old root", sys::umount_detach(&c(old)?))?;
+    step("detach old root", sys::unmount_detach(old))?;
     step("remove old root dir", std::fs::remove_dir(old))?;
     Ok(())
 }
@@ -321,7 +294,7 @@ fn setup_dev(old: &Path, userns: bool) -> Result<(), SandboxError> {
     } else {
         "newinstance,ptmxmode=0666,mode=0620,gid=5"
     };
-    mount_fs("devpts", &pts, libc::MS_NOSUID | libc::MS_NOEXEC, pts_opts)?;
+    mount_fs("devpts", &pts, MountFlags::NOSUID | MountFlags::NOEXEC, pts_opts)?;
     let shm = dev.join("shm");
     step("mkdir /dev/shm", std::fs::create_dir(&shm))?;
     mount_fs("tmpfs", &shm, NOSUID_NODEV_NOEXEC, "mode=1777,size=65536k")?;
@@ -357,7 +330,7 @@ fn setup_proc(points: &mut MountPoints) -> Result<(), SandboxError> {
     for masked in ["acpi", "scsi"] {
         let p = proc.join(masked);
         if p.is_dir() {
-            mount_fs("tmpfs", &p, NOSUID_NODEV_NOEXEC | libc::MS_RDONLY, "size=0")?;
+            mount_fs("tmpfs", &p, NOSUID_NODEV_NOEXEC | MountFlags::RDONLY, "size=0")?;
         }
     }
     Ok(())
@@ -365,7 +338,7 @@ fn setup_proc(points: &mut MountPoints) -> Result<(), SandboxError> {
 
 fn setup_sys(plan: &RootPlan, points: &mut MountPoints, old: &Path) -> Result<(), SandboxError> {
     let sys_dir = points.ensure(Path::new("/"), "sys", false)?;
-    let flags = NOSUID_NODEV_NOEXEC | libc::MS_RDONLY;
+    let flags = NOSUID_NODEV_NOEXEC | MountFlags::RDONLY;
     // A fresh sysfs shows the sandbox's own network namespace; it is refused
     // without a netns of our own, and in some rootless setups.
     if plan.netns && mount_fs("sysfs", &sys_dir, flags, "").is_ok() {
@@ -377,32 +350,6 @@ fn setup_sys(plan: &RootPlan, points: &mut MountPoints, old: &Path) -> Result<()
     remount_readonly(&sys_dir)
 }
 
-/// Brings up `lo` in a fresh network namespace.
-pub(crate) fn loopback_up() -> Result<(), SandboxError> {
-    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if sock < 0 {
-        return step("socket for lo", Err(io::Error::last_os_error()));
-    }
-    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
-        *d = *s as libc::c_char;
-    }
-    let r = unsafe {
-        if libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut ifr) < 0 {
-            -1
-        } else {
-            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
-            libc::ioctl(sock, libc::SIOCSIFFLAGS, &mut ifr)
-        }
-    };
-    let err = io::Error::last_os_error();
-    unsafe { libc::close(sock) };
-    if r < 0 {
-        return step("bring up lo", Err(err));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,7 +357,7 @@ mod tests {
     /// The pre-6.8 path: relative paths from the layers' common parent.
     #[test]
     fn classic_overlay_mount_with_relative_paths() {
-        if unsafe { libc::geteuid() } != 0 {
+        if sys::rootless() {
             return;
         }
         let dir = std::env::temp_dir().join(format!("hoist-classic-overlay-{}", std::process::id()));
@@ -420,10 +367,11 @@ mod tests {
         }
         std::fs::write(dir.join("l1/a"), "1").unwrap();
         std::fs::write(dir.join("l2/b"), "2").unwrap();
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let ok = sys::unshare(libc::CLONE_NEWNS).is_ok()
-                && sys::mount(None, c"/", None, libc::MS_REC | libc::MS_PRIVATE, None).is_ok()
+        // SAFETY: the child mounts, reads and leaves through exit_now.
+        let forked = unsafe { sys::fork() }.unwrap();
+        if let sys::Forked::Child(_) = forked {
+            let ok = sys::unshare(sys::UnshareFlags::NEWNS).is_ok()
+                && sys::make_mounts_private().is_ok()
                 && mount_overlay_classic(
                     &[dir.join("l1"), dir.join("l2")],
                     &dir.join("upper"),
@@ -434,11 +382,11 @@ mod tests {
                 .is_ok()
                 && std::fs::read_to_string(dir.join("merged/a")).is_ok_and(|s| s == "1")
                 && std::fs::read_to_string(dir.join("merged/b")).is_ok_and(|s| s == "2");
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+            sys::exit_now(if ok { 0 } else { 1 });
         }
-        let mut status = 0;
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        let sys::Forked::Parent(pid) = forked else { unreachable!() };
+        let ended = sys::wait_for(pid).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(status, 0);
+        assert_eq!(ended, sys::Ended::Exited(0));
     }
 }
