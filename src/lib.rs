@@ -9,6 +9,7 @@
 
 pub mod context;
 pub mod dockerfile;
+pub mod idmap;
 pub mod image;
 pub mod layer;
 pub mod plan;

@@ -15,6 +15,7 @@ use super::compression::Decoder;
 use super::destination::{Destination, file_type_at, list_dir, open_dir, remove_all};
 use super::write::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 use super::{Compression, Digest, DigestReader, LayerError};
+use crate::idmap::IdMap;
 
 /// How to treat the owners a layer records.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,18 +24,9 @@ pub enum Ownership {
     Preserve,
     /// Leave every file owned by the extracting user, for rootless extraction.
     Ignore,
-    /// Translate recorded ids as a user namespace would; an id no mapping
-    /// covers is an error.
-    Remap { uids: Vec<IdMapping>, gids: Vec<IdMapping> },
-}
-
-/// `size` ids starting at `container_id` in the layer become ids starting
-/// at `host_id` on disk (the OCI runtime spec's `LinuxIDMapping`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IdMapping {
-    pub container_id: u32,
-    pub host_id: u32,
-    pub size: u32,
+    /// Translate recorded (container) ids to host ids as a user namespace
+    /// with this map would; an id the map does not cover is an error.
+    Remap(IdMap),
 }
 
 /// What to do when an extended attribute cannot be set (an unprivileged
@@ -71,11 +63,7 @@ impl Default for ExtractOptions {
             expected_digest: None,
             expected_diff_id: None,
             max_uncompressed_bytes: None,
-            ownership: if rustix::process::geteuid().is_root() {
-                Ownership::Preserve
-            } else {
-                Ownership::Ignore
-            },
+            ownership: if crate::idmap::rootless() { Ownership::Ignore } else { Ownership::Preserve },
             xattrs: XattrPolicy::BestEffort,
         }
     }
@@ -737,18 +725,14 @@ impl<'o> Extractor<'o> {
         match &self.options.ownership {
             Ownership::Ignore => Ok(None),
             Ownership::Preserve => Ok(Some((plain("uid", meta.uid)?, plain("gid", meta.gid)?))),
-            Ownership::Remap { uids, gids } => {
-                let map = |mappings: &[IdMapping], kind, id: u64| {
-                    mappings
-                        .iter()
-                        .find_map(|m| {
-                            let offset = id.checked_sub(m.container_id.into())?;
-                            (offset < u64::from(m.size)).then(|| u64::from(m.host_id) + offset)
-                        })
-                        .ok_or_else(|| unmapped(kind, id))
+            Ownership::Remap(map) => {
+                let host = |host: Option<u64>, kind, id: u64| {
+                    host.ok_or_else(|| unmapped(kind, id))
                         .and_then(|host| plain(kind, host).map_err(|_| unmapped(kind, id)))
                 };
-                Ok(Some((map(uids, "uid", meta.uid)?, map(gids, "gid", meta.gid)?)))
+                let uid = host(map.host_uid(meta.uid), "uid", meta.uid)?;
+                let gid = host(map.host_gid(meta.gid), "gid", meta.gid)?;
+                Ok(Some((uid, gid)))
             }
         }
     }
@@ -927,6 +911,7 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::idmap::IdRange;
 
     #[test]
     fn clean_within_drops_leading_slash_and_dots() {
@@ -966,10 +951,10 @@ mod tests {
     #[test]
     fn remap_translates_ids_and_refuses_unmapped_ones() {
         let options = ExtractOptions {
-            ownership: Ownership::Remap {
-                uids: vec![IdMapping { container_id: 0, host_id: 100_000, size: 65536 }],
-                gids: vec![IdMapping { container_id: 0, host_id: 200_000, size: 10 }],
-            },
+            ownership: Ownership::Remap(IdMap {
+                uids: vec![IdRange { container_id: 0, host_id: 100_000, size: 65536 }],
+                gids: vec![IdRange { container_id: 0, host_id: 200_000, size: 10 }],
+            }),
             ..ExtractOptions::default()
         };
         let dest = tempfile::tempdir().unwrap();

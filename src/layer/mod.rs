@@ -25,7 +25,7 @@
 //! (rootless, user namespaces) are skipped with an [`ExtractWarning`], as
 //! Docker does; xattrs follow [`XattrPolicy`] (best effort by default);
 //! owners follow [`Ownership`] (kept as root, left to the extracting user
-//! otherwise, or remapped). [`Digest`], [`DigestWriter`] and
+//! otherwise, or remapped by a [`crate::idmap::IdMap`]). [`Digest`], [`DigestWriter`] and
 //! [`DigestReader`] compute `sha256:` digests of streams in passing; no
 //! layer is ever buffered whole.
 
@@ -42,5 +42,5 @@ pub use compression::{Compression, Decoder, Encoder};
 pub use digest::{Digest, DigestReader, DigestWriter};
 pub use entry::{Entry, EntryKind};
 pub use error::LayerError;
-pub use extract::{ExtractOptions, ExtractStats, ExtractWarning, IdMapping, Ownership, XattrPolicy, extract};
+pub use extract::{ExtractOptions, ExtractStats, ExtractWarning, Ownership, XattrPolicy, extract};
 pub use write::{LayerSummary, LayerWriter, write_dir};

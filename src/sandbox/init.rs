@@ -53,7 +53,7 @@ pub(crate) struct ProcessPlan {
     /// Why only uid/gid 0 exist in the namespace, if so.
     pub single_mapping: Option<String>,
     /// Highest uid/gid + 1 mapped (rootless with subordinate ids).
-    pub mapped_ids: Option<(u32, u32)>,
+    pub mapped_ids: Option<(u64, u64)>,
 }
 
 fn fail(report: BorrowedFd<'_>, e: SandboxError) -> ! {
@@ -226,9 +226,11 @@ fn prepare_process(plan: &ProcessPlan) -> Result<ExecPlan, SandboxError> {
     if user.uid != 0 || user.gid != 0 {
         let unmapped = match (&plan.single_mapping, plan.mapped_ids) {
             (Some(reason), _) => Some(reason.clone()),
-            (None, Some((uc, gc))) if user.uid >= uc || user.gid >= gc => Some(format!(
-                "only ids below {uc} (uid) and {gc} (gid) are mapped from /etc/subuid and /etc/subgid"
-            )),
+            (None, Some((uc, gc))) if u64::from(user.uid) >= uc || u64::from(user.gid) >= gc => {
+                Some(format!(
+                    "only ids below {uc} (uid) and {gc} (gid) are mapped from /etc/subuid and /etc/subgid"
+                ))
+            }
             _ => None,
         };
         if let Some(reason) = unmapped {

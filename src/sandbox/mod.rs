@@ -48,17 +48,9 @@ pub use spec::{
 pub use unshared::{as_namespace_root, namespace_available};
 pub use user::{ResolvedUser, resolve_user};
 
-/// Whether sandboxes need a user namespace, i.e. the caller is not root.
-pub fn rootless() -> bool {
-    sys::rootless()
-}
-
-/// How a rootless sandbox maps ids, as container id → host id ranges
-/// (uids, gids): the caller becomes 0, its subordinate ranges 1…n. The
-/// snapshot module reads from it which of a layer's owners it can keep.
-pub fn rootless_id_mappings() -> (Vec<crate::layer::IdMapping>, Vec<crate::layer::IdMapping>) {
-    idmap::IdMaps::for_current_user().mappings()
-}
+/// Whether sandboxes need a user namespace; kept here for callers that
+/// ask the sandbox.
+pub use crate::idmap::rootless;
 
 /// Overlayfs leaves `work/work` with mode 000; in a user namespace it is
 /// owned by the caller, who then could not delete it. Make it removable.

@@ -12,13 +12,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::error::SandboxError;
-use super::idmap::IdMaps;
+use super::idmap;
 use super::init::{ChildFds, ProcessPlan, namespace_parent};
 use super::report::{Decoder, Message};
 use super::rootfs::RootPlan;
 use super::spec::{ExitStatus, Network, Outcome, Output, RootFs, SandboxSpec, Stdin, Stream};
 use super::sys::{self, Forked, Pid, PollFd, PollFlags, Signal};
 use super::unshared;
+use crate::idmap::IdMap;
 
 /// Host directories the init may cover with its staging tmpfs (inside its
 /// own mount namespace only); the first one not holding any path the
@@ -84,8 +85,8 @@ fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
 pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     let started = Instant::now();
     validate(&spec)?;
-    let rootless = sys::rootless();
-    let maps = rootless.then(IdMaps::for_current_user);
+    let rootless = crate::idmap::rootless();
+    let maps = rootless.then(IdMap::rootless);
     let netns = spec.network == Network::None;
 
     let (root, host_root_paths) = match &spec.root {
@@ -130,8 +131,8 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         cwd: spec.cwd.clone(),
         user: spec.user.clone(),
         rlimits: spec.rlimits.clone(),
-        single_mapping: maps.as_ref().and_then(IdMaps::single_mapping_reason),
-        mapped_ids: maps.as_ref().and_then(|m| m.sub.map(|((_, uc), (_, gc))| (uc + 1, gc + 1))),
+        single_mapping: maps.as_ref().and_then(idmap::single_mapping_reason),
+        mapped_ids: maps.as_ref().filter(|m| !m.maps_only_root()).map(IdMap::container_ends),
     };
 
     // Descriptors: the child ends are closed in the parent right after fork.

@@ -357,7 +357,7 @@ mod tests {
     /// The pre-6.8 path: relative paths from the layers' common parent.
     #[test]
     fn classic_overlay_mount_with_relative_paths() {
-        if sys::rootless() {
+        if crate::idmap::rootless() {
             return;
         }
         let dir = std::env::temp_dir().join(format!("hoist-classic-overlay-{}", std::process::id()));

@@ -27,35 +27,6 @@ pub(crate) fn cstr(s: &str) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
 }
 
-/// Whether sandboxes need a user namespace, i.e. the caller is not root.
-pub(crate) fn rootless() -> bool {
-    !rustix::process::geteuid().is_root()
-}
-
-/// The effective uid and gid of this process.
-pub(crate) fn effective_ids() -> (u32, u32) {
-    (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw())
-}
-
-/// The passwd name of `uid`, through NSS as `id -un` finds it: subuid
-/// files name users, and a user may come from LDAP rather than /etc/passwd.
-pub(crate) fn user_name(uid: u32) -> Option<String> {
-    let mut buf = vec![0 as libc::c_char; 4096];
-    // SAFETY: an all-zero `passwd` is a valid value of the plain C struct.
-    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut result = std::ptr::null_mut();
-    // SAFETY: every pointer is to a live local of the right type and `buf`
-    // is as long as the length passed; getpwuid_r writes only within them.
-    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
-    if rc != 0 || result.is_null() {
-        return None;
-    }
-    // SAFETY: on success pw_name points at a NUL-terminated string in `buf`,
-    // which outlives this borrow.
-    let name = unsafe { CStr::from_ptr(pwd.pw_name) };
-    Some(name.to_string_lossy().into_owned())
-}
-
 /// This process's pid.
 pub(crate) fn getpid() -> Pid {
     rustix::process::getpid()

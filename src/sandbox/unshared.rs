@@ -14,8 +14,9 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
 
-use super::idmap::IdMaps;
+use super::idmap;
 use super::sys::{self, Forked, ForkedChild, Pid, UnshareFlags};
+use crate::idmap::IdMap;
 
 /// The user namespace the helpers join, once made.
 static NAMESPACE: Mutex<Option<OwnedFd>> = Mutex::new(None);
@@ -71,7 +72,7 @@ pub(crate) fn namespace() -> io::Result<OwnedFd> {
     if let Some(fd) = kept.as_ref() {
         return fd.try_clone();
     }
-    let maps = IdMaps::for_current_user();
+    let map = IdMap::rootless();
     let (parent_end, child_end) = sys::socketpair()?;
     let parent_pid = sys::getpid();
     // SAFETY: the child makes only system calls and leaves with exit_now.
@@ -103,7 +104,7 @@ pub(crate) fn namespace() -> io::Result<OwnedFd> {
                  kernel.apparmor_restrict_unprivileged_userns)",
             ));
         }
-        maps.apply(pid.as_raw_pid())
+        idmap::apply(&map, pid.as_raw_pid())
             .map_err(|e| io::Error::other(format!("cannot write the id maps: {e}")))?;
         let path = format!("/proc/{}/ns/user", pid.as_raw_pid());
         let file =

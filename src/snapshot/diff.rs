@@ -30,7 +30,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::lower::{RecordedState, dir_generation, is_opaque, is_whiteout, open_readable};
-use super::{IdMap, SnapshotError, io_error};
+use super::{SnapshotError, io_error};
+use crate::idmap::IdMap;
 use crate::layer::{Compression, Entry, EntryKind, LayerSummary, LayerWriter};
 
 /// Paths left out of a diff, with everything beneath them.

@@ -272,7 +272,7 @@ pub(crate) fn open_readable(path: &Path) -> io::Result<File> {
         other => return Ok(File::from(other?)),
     }
     let metadata = fs::symlink_metadata(path)?;
-    if !metadata.is_file() || metadata.uid() != rustix::process::geteuid().as_raw() {
+    if !metadata.is_file() || metadata.uid() != crate::idmap::effective_uid() {
         return Err(rustix::io::Errno::ACCESS.into());
     }
     let mode = metadata.mode() & 0o7777;

@@ -26,7 +26,7 @@
 //! held while in use. Which snapshotter: `HOIST_SNAPSHOTTER=overlay|copy`,
 //! else [`overlay_supported`] probes with a test mount in a child process.
 //! Ids: as root, unpacking keeps the owners a layer records (or remaps them
-//! by an [`IdMap`]) and the diff translates on-disk owners back through it.
+//! by an [`IdMap`](crate::idmap::IdMap)) and the diff translates on-disk owners back through it.
 //! Rootless, the unpacking, the copy snapshotter's copy, the diff and
 //! removals run as the root of a user namespace with a rootless sandbox's
 //! maps ([`crate::sandbox::as_namespace_root`]): a layer's ids within the
@@ -55,7 +55,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Mutex;
 
-use crate::layer::{Digest, IdMapping, LayerError};
+use crate::idmap::IdMap;
+use crate::layer::{Digest, LayerError};
 use crate::store::{Image, Store, StoreError};
 
 pub use probe::overlay_supported;
@@ -128,38 +129,6 @@ impl FromStr for Snapshotter {
             _ => Err(SnapshotError::UnknownSnapshotter { value: value.to_owned() }),
         }
     }
-}
-
-/// Container ids to host ids, as a user namespace maps them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct IdMap {
-    pub uids: Vec<IdMapping>,
-    pub gids: Vec<IdMapping>,
-}
-
-/// What the kernel shows for a host id a user namespace does not map.
-const OVERFLOW_ID: u64 = 65534;
-
-impl IdMap {
-    /// The uid the container sees for a file owned by `host` on disk.
-    pub fn container_uid(&self, host: u64) -> u64 {
-        to_container(&self.uids, host)
-    }
-
-    /// The gid the container sees for a file owned by `host` on disk.
-    pub fn container_gid(&self, host: u64) -> u64 {
-        to_container(&self.gids, host)
-    }
-}
-
-fn to_container(mappings: &[IdMapping], host: u64) -> u64 {
-    mappings
-        .iter()
-        .find_map(|m| {
-            let offset = host.checked_sub(m.host_id.into())?;
-            (offset < u64::from(m.size)).then(|| u64::from(m.container_id) + offset)
-        })
-        .unwrap_or(OVERFLOW_ID)
 }
 
 /// A layer as a snapshot needs it: the blob in the store and the digest of
@@ -356,16 +325,11 @@ fn snapshots_dir(store: &Store) -> Result<PathBuf, SnapshotError> {
     Ok(dir)
 }
 
-/// Whether this process runs as root (outside any id mapping we know of).
-fn running_as_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 /// The xattr that marks an opaque directory for the overlay mounts this
 /// process would make: `trusted.*` needs root, a rootless (`userxattr`)
 /// mount reads `user.*`.
 fn opaque_xattr() -> &'static str {
-    if running_as_root() { "trusted.overlay.opaque" } else { "user.overlay.opaque" }
+    if !crate::idmap::rootless() { "trusted.overlay.opaque" } else { "user.overlay.opaque" }
 }
 
 #[cfg(test)]
@@ -386,17 +350,6 @@ mod tests {
         let ids = chain_ids(&[digest(1), digest(2)]);
         let expected = Digest::sha256(format!("{} {}", digest(1), digest(2)).as_bytes());
         assert_eq!(ids[1], expected);
-    }
-
-    #[test]
-    fn unmapped_host_ids_become_the_overflow_id() {
-        let map = IdMap {
-            uids: vec![IdMapping { container_id: 0, host_id: 1000, size: 1 }],
-            gids: vec![IdMapping { container_id: 1, host_id: 100_000, size: 65536 }],
-        };
-        assert_eq!(map.container_uid(1000), 0);
-        assert_eq!(map.container_uid(0), OVERFLOW_ID);
-        assert_eq!(map.container_gid(100_004), 5);
     }
 
     #[test]

@@ -36,7 +36,7 @@ fn try_mount(base: &Path) -> std::io::Result<bool> {
         fs::create_dir_all(path)?;
     }
     fs::write(lower.join("file"), b"")?;
-    let root = rustix::process::geteuid().is_root();
+    let root = !crate::idmap::rootless();
     let description = RootDescription::Overlay { lower: vec![lower], upper, work };
     let Some(options) = description.overlay_options(!root) else { return Ok(false) };
     let c = |s: &[u8]| CString::new(s).map_err(std::io::Error::other);
@@ -46,8 +46,8 @@ fn try_mount(base: &Path) -> std::io::Result<bool> {
     let options = c(options.as_bytes())?;
     let target = c(merged.as_os_str().as_bytes())?;
     let overlay = c(b"overlay")?;
-    let uid_map = c(format!("0 {} 1", rustix::process::geteuid().as_raw()).as_bytes())?;
-    let gid_map = c(format!("0 {} 1", rustix::process::getegid().as_raw()).as_bytes())?;
+    let uid_map = c(format!("0 {} 1", crate::idmap::effective_uid()).as_bytes())?;
+    let gid_map = c(format!("0 {} 1", crate::idmap::effective_gid()).as_bytes())?;
     let deny = c(b"deny")?;
     let [setgroups_path, uid_map_path, gid_map_path] =
         [&b"/proc/self/setgroups"[..], b"/proc/self/uid_map", b"/proc/self/gid_map"].map(|p| c(p).unwrap());

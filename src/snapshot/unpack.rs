@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, XattrFlags};
 
 use super::lower::{self, copy_contents, copy_metadata};
-use super::{LayerBlob, SnapshotError, Snapshots, io_error, opaque_xattr, running_as_root, working};
-use crate::layer::{Decoder, Digest, ExtractOptions, IdMapping, LayerError, Ownership, XattrPolicy, extract};
+use super::{LayerBlob, SnapshotError, Snapshots, io_error, opaque_xattr, working};
+use crate::idmap::IdMap;
+use crate::layer::{Decoder, Digest, ExtractOptions, LayerError, Ownership, XattrPolicy, extract};
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_WHITEOUT: &[u8] = b".wh..wh..opq";
@@ -51,9 +52,9 @@ pub(super) fn unpack_layer(
         rustix::fs::syncfs(dir_fd.as_fd()).map_err(|e| io_error(&partial)(e.into()))?;
         fs::rename(&partial, dir).map_err(io_error(dir))
     };
-    let filled = if running_as_root() {
+    let filled = if !crate::idmap::rootless() {
         let ownership = match &snapshots.id_map {
-            Some(map) => Ownership::Remap { uids: map.uids.clone(), gids: map.gids.clone() },
+            Some(map) => Ownership::Remap(map.clone()),
             None => Ownership::Preserve,
         };
         publish(ownership, opaque_xattr())
@@ -97,17 +98,11 @@ const ROOTLESS_OPAQUE: &str = "user.overlay.opaque";
 /// is the caller's, as the container's root. Call it before entering the
 /// namespace: inside, the caller is root and has no subordinate ids.
 pub fn namespace_ownership() -> Ownership {
-    let (uids, gids) = crate::sandbox::rootless_id_mappings();
-    if uids.len() < 2 || gids.len() < 2 {
+    let map = IdMap::rootless();
+    if map.maps_only_root() {
         return Ownership::Ignore;
     }
-    let identity = |mappings: &[IdMapping]| -> Vec<IdMapping> {
-        mappings
-            .iter()
-            .map(|m| IdMapping { container_id: m.container_id, host_id: m.container_id, size: m.size })
-            .collect()
-    };
-    Ownership::Remap { uids: identity(&uids), gids: identity(&gids) }
+    Ownership::Remap(map.as_seen_inside())
 }
 
 fn fill(

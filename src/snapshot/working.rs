@@ -16,7 +16,8 @@ use std::{io, thread};
 
 use super::lower::{self, RecordedState};
 use super::recorded;
-use super::{IdMap, SnapshotError, Snapshots, Snapshotter, diff, io_error};
+use super::{SnapshotError, Snapshots, Snapshotter, diff, io_error};
+use crate::idmap::IdMap;
 use crate::layer::{Compression, LayerSummary};
 
 /// What the sandbox mounts as the root filesystem.
@@ -121,7 +122,7 @@ impl WorkingRoot {
             Snapshotter::Copy => {
                 let copy = dir.join("root");
                 fs::create_dir(&copy).map_err(io_error(&copy))?;
-                let state = if super::running_as_root() {
+                let state = if !crate::idmap::rootless() {
                     copy_and_record(&dir, &lowers, &copy)?
                 } else {
                     copy_as_namespace_root(&dir, &lowers, &copy)?
@@ -174,7 +175,7 @@ impl WorkingRoot {
         compression: Compression,
         ignore: &[PathBuf],
     ) -> Result<LayerSummary, SnapshotError> {
-        if super::running_as_root() {
+        if !crate::idmap::rootless() {
             return self.diff_here(out, compression, ignore, self.id_map.as_ref());
         }
         self.diff_as_namespace_root(out, compression, ignore)
@@ -286,7 +287,7 @@ fn wait_for_clock(dir: &Path, state: &RecordedState) -> Result<(), SnapshotError
 /// remove) is removed by the root of a user namespace that maps it.
 pub fn remove_tree(path: &Path) -> io::Result<()> {
     match remove_own_tree(path) {
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !super::running_as_root() => {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && crate::idmap::rootless() => {
             let removed = crate::sandbox::as_namespace_root(
                 |_| remove_own_tree(path).map(|_| Vec::new()).map_err(|e| e.to_string()),
                 |_| Ok(()),
