@@ -12,6 +12,7 @@ pub mod dockerfile;
 pub mod idmap;
 pub mod image;
 pub mod layer;
+pub mod paths;
 pub mod plan;
 pub mod progress;
 pub mod sandbox;

@@ -5,10 +5,10 @@
 use std::collections::VecDeque;
 
 use super::Context;
-use super::dockerignore::clean;
 use super::entry::EntryKind;
 use super::error::ContextError;
 use super::pattern::{ComponentGlob, has_wildcard};
+use crate::paths;
 
 /// Linux's limit on symlinks followed while resolving one path.
 const MAX_SYMLINK_HOPS: usize = 40;
@@ -30,7 +30,7 @@ pub struct Selection {
 impl Context {
     pub(crate) fn resolve_one(&self, source: &str) -> Result<Vec<Selection>, ContextError> {
         // Rooting before cleaning clamps `..` at the context root, as Docker does.
-        let cleaned = clean(&format!("/{source}"));
+        let cleaned = paths::rooted(source);
         let rel = cleaned.trim_start_matches('/');
         let wants_dir = source.ends_with('/') && !rel.is_empty();
         let selections = if has_wildcard(rel) {

@@ -8,6 +8,8 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
+use crate::paths;
+
 const BLOCK: usize = 512;
 
 /// What is wrong with a layer tar.
@@ -283,20 +285,10 @@ fn pax_records(data: &[u8]) -> Vec<(String, String)> {
     out
 }
 
-/// The path relative to the root, or `None` if `..` climbs above it.
-/// Leading `/` and `./` are dropped, as Docker does.
+/// The path relative to the root, or `None` if `..` climbs above it or it
+/// holds a NUL byte: [`paths::confined`] for text.
 pub fn normalise(name: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in name.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            other => parts.push(other),
-        }
-    }
-    Some(parts.join("/"))
+    paths::confined(name.as_bytes()).ok().and_then(|path| String::from_utf8(path).ok())
 }
 
 #[cfg(test)]

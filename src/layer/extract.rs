@@ -16,6 +16,7 @@ use super::destination::{Destination, file_type_at, list_dir, open_dir, remove_a
 use super::write::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 use super::{Compression, Digest, DigestReader, LayerError};
 use crate::idmap::IdMap;
+use crate::paths::{self, Unconfined};
 
 /// How to treat the owners a layer records.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -374,12 +375,12 @@ impl<'o> Extractor<'o> {
         if header.as_bytes()[156] == 0 && raw_path.ends_with(b"/") {
             type_flag = tar::EntryType::Directory;
         }
-        let path = match clean_within(&raw_path) {
+        let path = match paths::confined(&raw_path) {
             Ok(path) => path,
-            Err(Unclean::Escapes) => {
+            Err(Unconfined::Escapes | Unconfined::Absolute) => {
                 return Err(LayerError::PathEscapes { entry: name.to_owned() });
             }
-            Err(Unclean::Nul) => return Err(invalid("the path contains a NUL byte")),
+            Err(Unconfined::Nul) => return Err(invalid("the path contains a NUL byte")),
         };
         self.entries += 1;
 
@@ -542,13 +543,13 @@ impl<'o> Extractor<'o> {
         let target_name = PathBuf::from(OsStr::from_bytes(target));
         let missing =
             || LayerError::LinkTargetMissing { entry: name.to_owned(), target: target_name.clone() };
-        let target = match clean_within(target) {
+        let target = match paths::confined(target) {
             Ok(target) if !target.is_empty() => target,
             Ok(_) => return Err(missing()),
-            Err(Unclean::Escapes) => {
+            Err(Unconfined::Escapes | Unconfined::Absolute) => {
                 return Err(LayerError::LinkEscapes { entry: name.to_owned(), target: target_name.clone() });
             }
-            Err(Unclean::Nul) => {
+            Err(Unconfined::Nul) => {
                 return Err(LayerError::InvalidEntry {
                     entry: name.to_owned(),
                     reason: "the hardlink target contains a NUL byte".into(),
@@ -870,32 +871,6 @@ fn parse_pax_time(value: &[u8]) -> Option<Timespec> {
     })
 }
 
-enum Unclean {
-    Escapes,
-    Nul,
-}
-
-/// `path` resolved lexically inside the destination, as Docker does: a
-/// leading `/` is dropped (absolute names mean "from the layer root"),
-/// `.` and empty components vanish, `..` removes the previous component,
-/// and a `..` with nothing left to remove escapes.
-fn clean_within(path: &[u8]) -> Result<Vec<u8>, Unclean> {
-    if path.contains(&0) {
-        return Err(Unclean::Nul);
-    }
-    let mut components: Vec<&[u8]> = Vec::new();
-    for component in path.split(|&b| b == b'/') {
-        match component {
-            b"" | b"." => {}
-            b".." => {
-                components.pop().ok_or(Unclean::Escapes)?;
-            }
-            _ => components.push(component),
-        }
-    }
-    Ok(components.join(&b'/'))
-}
-
 /// The directory part and the last component of a clean path.
 fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
@@ -912,24 +887,6 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
     use crate::idmap::IdRange;
-
-    #[test]
-    fn clean_within_drops_leading_slash_and_dots() {
-        assert_eq!(clean_within(b"/etc/./passwd").ok(), Some(b"etc/passwd".to_vec()));
-        assert_eq!(clean_within(b"./").ok(), Some(Vec::new()));
-    }
-
-    #[test]
-    fn clean_within_resolves_dot_dot_that_stays_inside() {
-        assert_eq!(clean_within(b"a/b/../c").ok(), Some(b"a/c".to_vec()));
-    }
-
-    #[test]
-    fn clean_within_refuses_dot_dot_that_escapes() {
-        assert!(matches!(clean_within(b"../x"), Err(Unclean::Escapes)));
-        assert!(matches!(clean_within(b"a/../../x"), Err(Unclean::Escapes)));
-        assert!(matches!(clean_within(b"/../x"), Err(Unclean::Escapes)));
-    }
 
     #[test]
     fn pax_times_keep_fractions_and_sign() {

@@ -20,6 +20,7 @@ use super::spec::{ExitStatus, Network, Outcome, Output, RootFs, SandboxSpec, Std
 use super::sys::{self, Forked, Pid, PollFd, PollFlags, Signal};
 use super::unshared;
 use crate::idmap::IdMap;
+use crate::paths;
 
 /// Host directories the init may cover with its staging tmpfs (inside its
 /// own mount namespace only); the first one not holding any path the
@@ -64,7 +65,7 @@ fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
         return bad(format!("hostname {:?} must have 1 to 64 bytes", spec.hostname));
     }
     for m in &spec.mounts {
-        if !m.target.starts_with('/') || m.target.split('/').any(|c| c == "..") {
+        if !m.target.starts_with('/') || paths::descending(m.target.as_bytes()).is_none() {
             return bad(format!("mount target {:?} must be absolute without ..", m.target));
         }
     }

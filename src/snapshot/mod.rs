@@ -59,9 +59,12 @@ use crate::idmap::IdMap;
 use crate::layer::{Digest, LayerError};
 use crate::store::{Image, Store, StoreError};
 
+/// The components of a container path from `/`; kept under this name for
+/// COPY's callers ([`crate::paths::rooted_components`]).
+pub use crate::paths::rooted_components as components;
 pub use probe::overlay_supported;
 pub use unpack::namespace_ownership;
-pub use view::{Found, MergedView, components};
+pub use view::{Found, MergedView};
 pub use working::remove_tree;
 pub use working::{RootDescription, WorkingRoot};
 

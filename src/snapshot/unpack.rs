@@ -20,6 +20,7 @@ use super::lower::{self, copy_contents, copy_metadata};
 use super::{LayerBlob, SnapshotError, Snapshots, io_error, opaque_xattr, working};
 use crate::idmap::IdMap;
 use crate::layer::{Decoder, Digest, ExtractOptions, LayerError, Ownership, XattrPolicy, extract};
+use crate::paths;
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_WHITEOUT: &[u8] = b".wh..wh..opq";
@@ -172,7 +173,7 @@ impl Marks {
         for entry in archive.entries().map_err(corrupt)? {
             let mut entry = entry.map_err(corrupt)?;
             // An unclean name fails the extraction that follows; skip it here.
-            let Some(path) = clean(&entry.path_bytes()) else { continue };
+            let Some(path) = member_path(&entry.path_bytes()) else { continue };
             let base = path.file_name().map(|b| b.as_bytes()).unwrap_or_default();
             if let Some(deleted) = base.strip_prefix(WHITEOUT_PREFIX) {
                 let parent = path.parent().unwrap_or(Path::new("")).to_owned();
@@ -184,7 +185,7 @@ impl Marks {
                 continue;
             }
             if entry.header().entry_type().is_hard_link()
-                && let Some(target) = entry.link_name_bytes().and_then(|t| clean(&t))
+                && let Some(target) = entry.link_name_bytes().and_then(|t| member_path(&t))
                 && !seen.contains(&target)
             {
                 marks.links_below.push(target);
@@ -218,20 +219,11 @@ fn directories_lead_to(dest: &Path, rel: &Path) -> bool {
     })
 }
 
-/// `path` made relative, lexically, or `None` if it climbs out.
-fn clean(path: &[u8]) -> Option<PathBuf> {
-    let mut components: Vec<&[u8]> = Vec::new();
-    for component in path.split(|&b| b == b'/') {
-        match component {
-            b"" | b"." => {}
-            b".." => {
-                components.pop()?;
-            }
-            _ => components.push(component),
-        }
-    }
-    (!components.is_empty() && !path.contains(&0))
-        .then(|| PathBuf::from(OsStr::from_bytes(&components.join(&b'/'))))
+/// Where a member named `name` lands in the layer dir ([`paths::confined`]),
+/// or `None` for the root itself or a name extraction refuses.
+fn member_path(name: &[u8]) -> Option<PathBuf> {
+    let path = paths::confined(name).ok().filter(|path| !path.is_empty())?;
+    Some(PathBuf::from(OsStr::from_bytes(&path)))
 }
 
 /// Puts a 0/0 character device at `rel` unless the layer itself holds
@@ -321,10 +313,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clean_drops_leading_slash_and_refuses_escapes() {
-        assert_eq!(clean(b"/a/./b/"), Some(PathBuf::from("a/b")));
-        assert_eq!(clean(b"a/../../b"), None);
-        assert_eq!(clean(b"./"), None);
+    fn a_member_lands_at_its_confined_name() {
+        assert_eq!(member_path(b"/a/./b/"), Some(PathBuf::from("a/b")));
+    }
+
+    #[test]
+    fn an_escaping_member_or_the_root_itself_has_no_place() {
+        assert_eq!(member_path(b"a/../../b"), None);
+        assert_eq!(member_path(b"./"), None);
     }
 
     #[test]
