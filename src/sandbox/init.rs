@@ -29,6 +29,7 @@ use super::report::{self, Message};
 use super::rootfs::{self, MountPoints, RootPlan, step};
 use super::spec::Rlimit;
 use super::sys::{self, Ended, Errno, Forked, ForkedChild, Pid, PollFd, PollFlags, Signal, UnshareFlags};
+use super::syscall::LinuxSyscall;
 use super::user::{ResolvedUser, resolve_user};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -167,7 +168,7 @@ fn init(_: ForkedChild, fds: ChildFds, root_plan: &RootPlan, proc_plan: &Process
         Err(e) => fail(report, e),
     };
     if sys::parent_died() {
-        points.remove_all();
+        points.remove_all(&LinuxSyscall);
         sys::exit_now(1);
     }
     // SAFETY: C runs `user_process`, which leaves only through exec or
@@ -196,7 +197,7 @@ fn init(_: ForkedChild, fds: ChildFds, root_plan: &RootPlan, proc_plan: &Process
         }
     }
     if sys::parent_died() {
-        points.remove_all();
+        points.remove_all(&LinuxSyscall);
     }
     let msg = match main_status {
         Some(Ended::Exited(code)) => Message::Exited(code),

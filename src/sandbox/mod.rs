@@ -35,6 +35,7 @@ mod report;
 mod rootfs;
 mod spec;
 mod sys;
+mod syscall;
 mod unshared;
 pub(crate) mod user;
 
