@@ -1,6 +1,9 @@
-//! `.dockerignore` files: reading them as Docker's `ignorefile.ReadAll` does,
-//! and matching paths as moby/patternmatcher's `MatchesOrParentMatches` does
-//! (the last pattern that applies to the path or one of its parents wins).
+//! `.dockerignore` files, read and matched as Docker does.
+//!
+//! - Reading as Docker's `ignorefile.ReadAll`; patterns and paths cleaned with
+//!   [`crate::paths::go_clean`], Go's `filepath.Clean`.
+//! - Matching as moby/patternmatcher's `MatchesOrParentMatches`: the last
+//!   pattern that applies to the path or one of its parents wins.
 
 use super::pattern::{IgnoreGlob, PatternError};
 use crate::paths::go_clean;

@@ -1,6 +1,10 @@
-//! COPY/ADD sources → context paths: cleaning and clamping to the root,
-//! wildcards matched component by component (Go `filepath.Match`), symlinks
-//! followed inside the context, and "did you mean" suggestions on a miss.
+//! COPY/ADD sources → context paths.
+//!
+//! - Sources are cleaned from the context root ([`crate::paths::rooted`]), so
+//!   `..` stops there.
+//! - Wildcards are matched component by component (Go `filepath.Match`),
+//!   symlinks followed inside the context, and a miss gets "did you mean"
+//!   suggestions.
 
 use std::collections::VecDeque;
 

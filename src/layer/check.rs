@@ -1,9 +1,11 @@
-//! A streaming check of a layer tar, for layers that are stored rather than
-//! extracted (import, load): [`TarCheck`] is a `Write` sink that parses tar
-//! headers as bytes pass through it and finds what would make extraction
-//! unsafe or impossible — a path that climbs out of the root, an entry that
-//! writes through a symlink of the same layer that points out of it, a hardlink that points out, a
-//! bad header, a tar cut short — without buffering entry data.
+//! A streaming check of a layer tar, for layers that are stored rather than extracted (import, load).
+//!
+//! - [`TarCheck`] is a `Write` sink that parses tar headers as bytes pass
+//!   through it, without buffering entry data.
+//! - It finds what would make extraction unsafe or impossible: a path that
+//!   climbs out of the root ([`normalise`], the [`crate::paths::confined`]
+//!   rule), an entry written through a symlink of the same layer that points
+//!   out of it, a hardlink that points out, a bad header, a tar cut short.
 
 use std::collections::HashMap;
 use std::io::{self, Write};

@@ -1,3 +1,9 @@
+//! Applying a layer tar to a directory: [`extract`] (the `layer` module says what it refuses).
+//!
+//! - Names and hardlink targets follow [`crate::paths::confined`].
+//! - Owners follow [`Ownership`]; a remap translates through an
+//!   [`IdMap`].
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};

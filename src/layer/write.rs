@@ -1,3 +1,8 @@
+//! Writing deterministic layer tars: [`LayerWriter`] and [`write_dir`].
+//!
+//! - Names follow [`crate::paths::descending`]: a written layer never needs
+//!   `..`, so one is refused.
+
 use std::collections::BTreeMap;
 use std::collections::hash_map::{self, HashMap};
 use std::fs::{self, File};

@@ -1,4 +1,7 @@
 //! Docker's default capability set and the code that confines a process to it.
+//!
+//! - [`DEFAULT_CAPABILITIES`] and its mask.
+//! - The bounding set and the process's sets narrowed to it, before exec.
 
 use std::io;
 

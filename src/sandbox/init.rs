@@ -10,12 +10,13 @@
 //!                              limits, execs the command
 //! ```
 //!
-//! A dies with the caller (PR_SET_PDEATHSIG), and B is told when A dies, kills
-//! the tree, removes its mount points from the image and exits; when B dies
-//! the kernel kills every process of the pid namespace, and every mount lives
-//! in the private mount namespace and goes with it. All three run in a fork
-//! of a possibly multi-threaded caller, so they take no lock another thread
-//! could hold (no stdio, no `std::env`); glibc keeps malloc usable after fork.
+//! - A dies with the caller (parent-death signal); B is told when A dies, kills
+//!   the tree, removes its mount points from the image and exits.
+//! - When B dies the kernel kills every process of the pid namespace; every
+//!   mount lives in the private mount namespace and goes with it.
+//! - All three run in a fork of a possibly multi-threaded caller, so they take
+//!   no lock another thread could hold (no stdio, no `std::env`); glibc keeps
+//!   malloc usable after fork. Each owns its copy of the descriptors it uses.
 
 use std::ffi::CString;
 use std::io;

@@ -1,9 +1,11 @@
-//! The caller's side of a run: validate and prepare the spec, fork the
-//! tree (see `init`), write the id maps of a rootless namespace, then poll a
-//! pidfd of the first child together with the output, stdin and report
-//! pipes until everything has ended; a timeout or cancellation is a SIGKILL
-//! to the namespace's init. Afterwards, remove the mount points the init had
-//! to create in the image.
+//! The caller's side of a run, from spec to [`Outcome`].
+//!
+//! - Validate and prepare the spec, fork the tree (see `init`), write the id
+//!   maps of a rootless namespace.
+//! - Poll a pidfd of the first child with the output, stdin and report pipes
+//!   until everything has ended; a timeout or cancellation is a SIGKILL to the
+//!   namespace's init.
+//! - Afterwards, remove the mount points the init had to create in the image.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};

@@ -1,7 +1,9 @@
-//! The report pipe: the sandbox's processes tell the parent what happened
-//! (B's host pid, created mount points, a setup error, the exit status) in
-//! small framed messages, each written with one `write` so they never
-//! interleave. The pipe is close-on-exec, so a successful exec says nothing.
+//! The report pipe: how the sandbox's processes tell the caller what happened.
+//!
+//! - B's host pid, created mount points, a setup error, the exit status.
+//! - Small framed messages, each written with one `write`, so they never
+//!   interleave.
+//! - The pipe is close-on-exec: a successful exec says nothing.
 
 use std::os::fd::BorrowedFd;
 use std::path::PathBuf;

@@ -1,3 +1,9 @@
+//! What a sandbox runs and what comes back: the public types of [`run`](super::run).
+//!
+//! - [`SandboxSpec`] with its [`RootFs`], [`Network`], [`BindMount`]s,
+//!   [`Rlimit`]s, [`Stdin`] and [`Output`].
+//! - [`Outcome`] and [`ExitStatus`].
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;

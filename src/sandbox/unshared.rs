@@ -1,14 +1,13 @@
 //! Work on files as the root of a user namespace with the rootless mapping.
 //!
-//! A rootless RUN can leave files owned by subordinate ids, with modes that
-//! shut out their owner's owner: `mkdir /d && chown 1000 /d && chmod 700
-//! /d`. The unprivileged caller can neither read nor remove them; the root
-//! of a user namespace that maps those ids can, as it can in the sandbox.
-//! [`as_namespace_root`] forks a child into such a namespace (the same maps
-//! as a rootless sandbox) to do that work. The namespace is made once per
-//! process (its maps cost two runs of the setuid helpers) and kept alive by
-//! a descriptor; each child joins it with `setns`, which its creator's uid
-//! may do without privilege.
+//! - Why: a rootless RUN can leave files owned by subordinate ids that shut out
+//!   their owner's owner (`mkdir /d && chown 1000 /d && chmod 700 /d`); the
+//!   unprivileged caller can neither read nor remove them, the namespace's root can.
+//! - [`as_namespace_root`] forks a child into such a namespace (a rootless
+//!   sandbox's maps) to do that work.
+//! - The namespace is made once per process (its maps cost two runs of the
+//!   setuid helpers) and kept by a descriptor; each child joins it with `setns`,
+//!   which its creator's uid may do without privilege.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};

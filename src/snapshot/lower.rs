@@ -1,8 +1,9 @@
-//! The merged view of a stack of layer dirs, as overlayfs shows it: a name
-//! comes from the topmost layer holding it, a whiteout hides it, an opaque
-//! directory hides what lower layers hold beneath it. The copy snapshotter
-//! materialises that view; unpacking consults it for what a layer refers
-//! to but does not hold.
+//! The merged view of a stack of layer dirs, as overlayfs shows it.
+//!
+//! - A name comes from the topmost layer holding it, a whiteout hides it, an
+//!   opaque directory hides what lower layers hold beneath it.
+//! - The copy snapshotter materialises that view (reflinks where it can);
+//!   unpacking consults it for what a layer refers to but does not hold.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};

@@ -1,7 +1,11 @@
-//! Whether overlayfs can be mounted here, found by trying: a child process
-//! unshares a mount namespace (and a user namespace when not root, mapping
-//! itself to root as a rootless sandbox would), mounts an overlay made in
-//! a scratch directory, and exits; the mount dies with its namespace.
+//! Whether overlayfs can be mounted here, found by trying.
+//!
+//! - A child process unshares a mount namespace (and a user namespace when not
+//!   root, mapping itself to root as a rootless sandbox would), mounts an
+//!   overlay made in a scratch directory, and exits; the mount dies with its
+//!   namespace.
+//! - The child is a fork of a threaded process: it makes only system calls on
+//!   data prepared before the fork.
 
 use std::ffi::CString;
 use std::fs;

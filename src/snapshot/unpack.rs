@@ -1,9 +1,11 @@
-//! Unpacking one layer into its layer dir. `layer::extract` applies
-//! whiteouts by deleting what lower layers hold, which an empty directory
-//! does not: so the layer is first read for its whiteouts, opaque
-//! markers, overlay xattrs and hardlinks into lower layers, then
-//! extracted, then the whiteouts become 0/0 character devices and the
-//! opaque directories get their xattr.
+//! Unpacking one layer into its layer dir.
+//!
+//! - `layer::extract` applies whiteouts by deleting what lower layers hold,
+//!   which an empty directory does not: so the layer is first read for its
+//!   whiteouts, opaque markers, overlay xattrs and hardlinks into lower layers.
+//! - Then it is extracted, the whiteouts become 0/0 character devices and the
+//!   opaque directories get their xattr.
+//! - Member names follow [`crate::paths::confined`], as extraction does.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;

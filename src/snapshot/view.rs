@@ -1,11 +1,13 @@
-//! A read-only view of the filesystem a stack of unpacked layer directories
-//! makes, as overlayfs would show it, without mounting anything or copying: lookups go
-//! through the layers top first, honouring whiteouts (0/0 character devices)
-//! and opaque directories (`trusted.overlay.opaque` or `user.overlay.opaque`
-//! = `y`). COPY and ADD use it to resolve their destination (does it exist,
-//! is it a directory, does a symlink on the way lead elsewhere), to read the
-//! image's /etc/passwd and /etc/group for `--chown`, and `COPY --from` uses
-//! it to read another stage's files.
+//! A read-only view of the filesystem a stack of unpacked layer dirs makes.
+//!
+//! - As overlayfs would show it, without mounting or copying: lookups go
+//!   through the layers top first, honouring whiteouts (0/0 character devices)
+//!   and opaque directories (`trusted.overlay.opaque` or `user.overlay.opaque`).
+//! - Symlinks resolve inside the view; paths follow
+//!   [`crate::paths::rooted_components`].
+//! - COPY and ADD resolve their destination with it and read the image's
+//!   /etc/passwd and /etc/group for `--chown`; `COPY --from` reads another
+//!   stage's files through it.
 
 use std::collections::BTreeMap;
 use std::fs::{self, Metadata};

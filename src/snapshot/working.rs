@@ -1,10 +1,11 @@
-//! Working roots: a writable root on top of unpacked layers, in
-//! `snapshots/work/<id>/`, guarded by `snapshots/work/<id>.lock`. The lock
-//! file is made and locked before the directory and removed after it, so
-//! a directory whose lock nobody holds (or that has no lock file) belongs
-//! to a process that died. Making a lock file and locking it are two
-//! steps; `snapshots/work.lock` is held shared across them and exclusive
-//! by a sweep, so a sweep never takes a lock file just made for a dead one.
+//! Working roots: a writable root on top of unpacked layers, in `snapshots/work/<id>/`.
+//!
+//! - Guarded by `snapshots/work/<id>.lock`, made and locked before the
+//!   directory and removed after it: a directory whose lock nobody holds (or
+//!   that has none) belongs to a process that died.
+//! - Making a lock file and locking it are two steps; `snapshots/work.lock` is
+//!   held shared across them and exclusive by a sweep, so a sweep never
+//!   mistakes a lock file just made, not yet locked, for a dead process's.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
