@@ -27,7 +27,6 @@
 
 mod capability;
 mod error;
-mod idmap;
 mod init;
 mod process;
 mod report;
@@ -37,6 +36,7 @@ mod sys;
 mod syscall;
 mod unshared;
 pub(crate) mod user;
+mod userns;
 
 pub use capability::{DEFAULT_CAPABILITIES, default_capability_mask};
 pub use error::SandboxError;

@@ -14,13 +14,13 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::error::SandboxError;
-use super::idmap;
 use super::init::{ChildFds, ProcessPlan, namespace_parent};
 use super::report::{Decoder, Message};
 use super::rootfs::RootPlan;
 use super::spec::{ExitStatus, Network, Outcome, Output, RootFs, SandboxSpec, Stdin, Stream};
 use super::sys::{self, Forked, Pid, PollFd, PollFlags, Signal};
 use super::unshared;
+use super::userns;
 use crate::idmap::IdMap;
 use crate::paths;
 
@@ -134,7 +134,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         cwd: spec.cwd.clone(),
         user: spec.user.clone(),
         rlimits: spec.rlimits.clone(),
-        single_mapping: maps.as_ref().and_then(idmap::single_mapping_reason),
+        single_mapping: maps.as_ref().and_then(userns::single_mapping_reason),
         mapped_ids: maps.as_ref().filter(|m| !m.maps_only_root()).map(IdMap::container_ends),
     };
 

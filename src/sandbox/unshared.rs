@@ -13,8 +13,8 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
 
-use super::idmap;
 use super::sys::{self, Forked, ForkedChild, Pid, UnshareFlags};
+use super::userns;
 use crate::idmap::IdMap;
 
 /// The user namespace the helpers join, once made.
@@ -103,7 +103,7 @@ pub(crate) fn namespace() -> io::Result<OwnedFd> {
                  kernel.apparmor_restrict_unprivileged_userns)",
             ));
         }
-        idmap::apply(&map, pid.as_raw_pid())
+        userns::write_maps(&map, pid.as_raw_pid())
             .map_err(|e| io::Error::other(format!("cannot write the id maps: {e}")))?;
         let path = format!("/proc/{}/ns/user", pid.as_raw_pid());
         let file =

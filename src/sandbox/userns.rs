@@ -1,4 +1,4 @@
-//! Writing a rootless user namespace's id maps ([`IdMap::rootless`]).
+//! A rootless user namespace's id maps ([`IdMap::rootless`]), written for a process.
 //!
 //! - With subordinate ids, the setuid helpers newuidmap/newgidmap write them.
 //! - With only the caller's own ids, this process writes `/proc/<pid>/*_map`
@@ -23,7 +23,7 @@ pub(crate) fn single_mapping_reason(map: &IdMap) -> Option<String> {
 
 /// Writes `map` as the maps of `pid`, which has just unshared its user
 /// namespace.
-pub(crate) fn apply(map: &IdMap, pid: i32) -> io::Result<()> {
+pub(crate) fn write_maps(map: &IdMap, pid: i32) -> io::Result<()> {
     if map.maps_only_root() {
         let lines = |ranges: &[IdRange]| -> String {
             ranges.iter().map(|r| format!("{} {} {}\n", r.container_id, r.host_id, r.size)).collect()
