@@ -79,7 +79,7 @@ fn main() {
 
     let mut rows: Vec<(String, (Duration, Duration, Duration))> = Vec::new();
     let bundle = tempfile::tempdir().unwrap();
-    let have_runc = !hoist::sandbox::rootless() && runc_bundle(bundle.path());
+    let have_runc = !hoist::idmap::rootless() && runc_bundle(bundle.path());
     // Freshly written roots would otherwise be written back during the
     // first rows and slow them down.
     rustix::fs::sync();
