@@ -79,10 +79,10 @@ fn main() {
 
     let mut rows: Vec<(String, (Duration, Duration, Duration))> = Vec::new();
     let bundle = tempfile::tempdir().unwrap();
-    let have_runc = unsafe { libc::geteuid() } == 0 && runc_bundle(bundle.path());
+    let have_runc = !hoist::idmap::rootless() && runc_bundle(bundle.path());
     // Freshly written roots would otherwise be written back during the
     // first rows and slow them down.
-    unsafe { libc::sync() };
+    rustix::fs::sync();
     for (name, rootfs) in [("dir", &dir), ("overlay", &overlay)] {
         for (net_name, net) in [("none", Network::None), ("host", Network::Host)] {
             let r = bench(runs, || sandbox_once(rootfs.clone(), net));

@@ -14,13 +14,17 @@
 //! [`diagnostic`] (errors at a Dockerfile line). The library is usable
 //! without the CLI.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod build;
 pub mod context;
 pub mod diagnostic;
 pub mod dockerfile;
 pub mod export;
+pub mod idmap;
 pub mod image;
 pub mod layer;
+pub mod paths;
 pub mod plan;
 pub mod progress;
 pub mod sandbox;

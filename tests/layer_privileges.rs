@@ -8,7 +8,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hoist::layer::{ExtractOptions, ExtractWarning, IdMapping, LayerError, Ownership, XattrPolicy, extract};
+use hoist::idmap::{IdMap, IdRange};
+use hoist::layer::{ExtractOptions, ExtractWarning, LayerError, Ownership, XattrPolicy, extract};
 use raw_tar::RawTar;
 
 const DEST_VAR: &str = "HOIST_TEST_UNPRIVILEGED_DEST";
@@ -185,9 +186,9 @@ fn remapped_ownership_shifts_ids_into_the_host_range() {
         is_root(),
         "this test needs root (device nodes, chown to other ids): run the suite as root, as .ci/run does"
     );
-    let mapping = |host_id| IdMapping { container_id: 0, host_id, size: 65536 };
+    let range = |host_id| IdRange { container_id: 0, host_id, size: 65536 };
     let options = ExtractOptions {
-        ownership: Ownership::Remap { uids: vec![mapping(100_000)], gids: vec![mapping(200_000)] },
+        ownership: Ownership::Remap(IdMap { uids: vec![range(100_000)], gids: vec![range(200_000)] }),
         ..ExtractOptions::default()
     };
     let dest = tempfile::tempdir().unwrap();

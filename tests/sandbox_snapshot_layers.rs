@@ -13,10 +13,11 @@ use std::path::PathBuf;
 use common::rootless::{WITH_SUBIDS, as_user};
 use common::sandbox::{child_processes, host_mounts};
 use hoist::export::import::{ImportOptions, import};
+use hoist::idmap::IdMap;
 use hoist::image::reference::Reference;
 use hoist::layer::Compression;
 use hoist::sandbox::{self, ExitStatus, Output, RootFs, SandboxSpec};
-use hoist::snapshot::{IdMap, LayerBlob, Snapshots, Snapshotter};
+use hoist::snapshot::{LayerBlob, Snapshots, Snapshotter};
 use hoist::store::Store;
 use snapshot_support::{Member, member, members, paths};
 
@@ -61,8 +62,7 @@ fn scenario() -> Scenario {
 fn run_and_diff(s: &Scenario, snapshotter: Snapshotter, script: &str) -> Vec<Member> {
     let mut snapshots = Snapshots::with_snapshotter(&s.store, snapshotter).unwrap();
     if sandbox::rootless() {
-        let (uids, gids) = sandbox::rootless_id_mappings();
-        snapshots = snapshots.with_id_map(IdMap { uids, gids });
+        snapshots = snapshots.with_id_map(IdMap::rootless());
     }
     let working = snapshots.prepare(&s.layers).unwrap();
     let root = RootFs::from(working.rootfs());

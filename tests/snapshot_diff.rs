@@ -7,8 +7,9 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use hoist::layer::{Compression, IdMapping};
-use hoist::snapshot::{IdMap, Snapshots, Snapshotter, WorkingRoot};
+use hoist::idmap::{IdMap, IdRange};
+use hoist::layer::Compression;
+use hoist::snapshot::{Snapshots, Snapshotter, WorkingRoot};
 use snapshot_support::*;
 
 /// The merged view of an overlay, mounted by the parent test in a mount
@@ -200,8 +201,8 @@ fn owners_are_mapped_on_unpack_and_translated_back_in_the_diff() {
     let (_dir, store) = new_store();
     let layer = base_layer(&store);
     let map = IdMap {
-        uids: vec![IdMapping { container_id: 0, host_id: 100_000, size: 65536 }],
-        gids: vec![IdMapping { container_id: 0, host_id: 200_000, size: 65536 }],
+        uids: vec![IdRange { container_id: 0, host_id: 100_000, size: 65536 }],
+        gids: vec![IdRange { container_id: 0, host_id: 200_000, size: 65536 }],
     };
     for snapshotter in [Snapshotter::Overlay, Snapshotter::Copy] {
         let root = snapshots(&store, snapshotter).with_id_map(map.clone()).prepare(&[layer]).unwrap();

@@ -9,16 +9,15 @@ use snapshot_support::*;
 #[test]
 fn hoist_snapshotter_forces_the_choice_and_the_probe_decides_otherwise() {
     let (_dir, store) = new_store();
-    // SAFETY: the only test in this binary; no other thread reads the environment.
-    unsafe { std::env::set_var("HOIST_SNAPSHOTTER", "copy") };
+    set_snapshotter(Some("copy"));
     assert_eq!(Snapshots::open(&store).unwrap().snapshotter(), Snapshotter::Copy);
-    unsafe { std::env::set_var("HOIST_SNAPSHOTTER", "overlay") };
+    set_snapshotter(Some("overlay"));
     assert_eq!(Snapshots::open(&store).unwrap().snapshotter(), Snapshotter::Overlay);
-    unsafe { std::env::set_var("HOIST_SNAPSHOTTER", "aufs") };
+    set_snapshotter(Some("aufs"));
     let error = Snapshots::open(&store).unwrap_err();
     assert!(matches!(error, SnapshotError::UnknownSnapshotter { .. }));
     assert!(error.to_string().contains("`overlay` or `copy`"), "{error}");
-    unsafe { std::env::remove_var("HOIST_SNAPSHOTTER") };
+    set_snapshotter(None);
     let probed = overlay_supported(&store.root().join("snapshots"));
     let expected = if probed { Snapshotter::Overlay } else { Snapshotter::Copy };
     assert_eq!(Snapshots::open(&store).unwrap().snapshotter(), expected);
@@ -34,4 +33,15 @@ fn hoist_snapshotter_forces_the_choice_and_the_probe_decides_otherwise() {
         .filter(|n| n.to_string_lossy().starts_with("probe-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Sets or removes `HOIST_SNAPSHOTTER`.
+fn set_snapshotter(value: Option<&str>) {
+    // SAFETY: the only test in this binary; no other thread reads the environment.
+    unsafe {
+        match value {
+            Some(value) => std::env::set_var("HOIST_SNAPSHOTTER", value),
+            None => std::env::remove_var("HOIST_SNAPSHOTTER"),
+        }
+    }
 }

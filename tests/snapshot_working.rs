@@ -9,8 +9,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use hoist::layer::{Compression, Entry, EntryKind, IdMapping};
-use hoist::snapshot::{IdMap, RootDescription, Snapshots, Snapshotter};
+use hoist::idmap::{IdMap, IdRange};
+use hoist::layer::{Compression, Entry, EntryKind};
+use hoist::snapshot::{RootDescription, Snapshots, Snapshotter};
 use hoist::store::Store;
 use snapshot_support::*;
 
@@ -114,11 +115,11 @@ fn helper_rootless() {
     assert!(!is_root());
     let (_dir, store) = new_store();
     let layer = base_layer(&store);
-    let me = rustix::process::geteuid().as_raw();
-    let my_group = rustix::process::getegid().as_raw();
+    let me = hoist::idmap::effective_uid();
+    let my_group = hoist::idmap::effective_gid();
     let map = IdMap {
-        uids: vec![IdMapping { container_id: 0, host_id: me, size: 1 }],
-        gids: vec![IdMapping { container_id: 0, host_id: my_group, size: 1 }],
+        uids: vec![IdRange { container_id: 0, host_id: me, size: 1 }],
+        gids: vec![IdRange { container_id: 0, host_id: my_group, size: 1 }],
     };
     // The probe must answer, whatever the answer.
     let _ = hoist::snapshot::overlay_supported(&store.root().join("snapshots"));
@@ -141,8 +142,8 @@ fn helper_rootless() {
 /// Rootless with subordinate ids, a layer's owners are kept; one the ranges
 /// do not reach fails the unpack, naming the entry and where ids come from.
 fn an_owner_past_the_subordinate_ids_is_refused(store: &Store) {
-    let (uids, _) = hoist::sandbox::rootless_id_mappings();
-    let sub = uids.get(1).expect("the test user has subordinate ids");
+    let map = IdMap::rootless();
+    let sub = map.uids.get(1).expect("the test user has subordinate ids");
     let mut far = Entry::new("far-away", EntryKind::File { size: 1 });
     far.uid = u64::from(sub.container_id + sub.size);
     let layer = store_entries(store, &[(far, &b"x"[..])]);

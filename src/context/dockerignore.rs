@@ -1,8 +1,12 @@
-//! `.dockerignore` files: reading them as Docker's `ignorefile.ReadAll` does,
-//! and matching paths as moby/patternmatcher's `MatchesOrParentMatches` does
-//! (the last pattern that applies to the path or one of its parents wins).
+//! `.dockerignore` files, read and matched as Docker does.
+//!
+//! - Reading as Docker's `ignorefile.ReadAll`; patterns and paths cleaned with
+//!   [`crate::paths::go_clean`], Go's `filepath.Clean`.
+//! - Matching as moby/patternmatcher's `MatchesOrParentMatches`: the last
+//!   pattern that applies to the path or one of its parents wins.
 
 use super::pattern::{IgnoreGlob, PatternError};
+use crate::paths::go_clean;
 
 /// One pattern of a `.dockerignore` list.
 #[derive(Debug, Clone)]
@@ -47,7 +51,7 @@ impl IgnoreMatcher {
                     return Err(PatternError { pattern: "!".into(), reason: "illegal exclusion pattern" });
                 }
             }
-            let glob = IgnoreGlob::compile(&clean(text))?;
+            let glob = IgnoreGlob::compile(&go_clean(text))?;
             compiled.push(IgnorePattern { exception, glob });
         }
         Ok(IgnoreMatcher { patterns: compiled })
@@ -61,7 +65,7 @@ impl IgnoreMatcher {
     /// matching it or any of its parent directories, unless a later `!`
     /// pattern re-includes it. A path that cleans to `.` is never excluded.
     pub fn matches(&self, path: &str) -> bool {
-        let cleaned = clean(path);
+        let cleaned = go_clean(path);
         if cleaned == "." {
             return false;
         }
@@ -133,7 +137,7 @@ pub fn read_patterns(text: &str) -> Vec<String> {
         }
         let mut cleaned = String::new();
         if !pattern.is_empty() {
-            cleaned = clean(pattern);
+            cleaned = go_clean(pattern);
             if cleaned.len() > 1 && cleaned.starts_with('/') {
                 cleaned.remove(0);
             }
@@ -143,36 +147,10 @@ pub fn read_patterns(text: &str) -> Vec<String> {
     patterns
 }
 
-/// Go's `path.Clean`: collapses `//`, drops `.`, resolves `..` lexically
-/// (never above `/` for a rooted path), drops a trailing `/`; `""` → `"."`.
-pub(crate) fn clean(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|&p| p != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            p => parts.push(p),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_string(),
-        (false, false) => joined,
-    }
-}
-
 /// Go's `filepath.Dir` for a `/`-separated relative path.
 fn parent_of(path: &str) -> String {
     match path.rfind('/') {
-        Some(i) => clean(&path[..=i]),
+        Some(i) => go_clean(&path[..=i]),
         None => ".".to_string(),
     }
 }

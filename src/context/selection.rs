@@ -1,14 +1,18 @@
-//! COPY/ADD sources → context paths: cleaning and clamping to the root,
-//! wildcards matched component by component (Go `filepath.Match`), symlinks
-//! followed inside the context, and "did you mean" suggestions on a miss.
+//! COPY/ADD sources → context paths.
+//!
+//! - Sources are cleaned from the context root ([`crate::paths::rooted`]), so
+//!   `..` stops there.
+//! - Wildcards are matched component by component (Go `filepath.Match`),
+//!   symlinks followed inside the context, and a miss gets "did you mean"
+//!   suggestions.
 
 use std::collections::VecDeque;
 
 use super::Context;
-use super::dockerignore::clean;
 use super::entry::EntryKind;
 use super::error::ContextError;
 use super::pattern::{ComponentGlob, has_wildcard};
+use crate::paths;
 
 /// Linux's limit on symlinks followed while resolving one path.
 const MAX_SYMLINK_HOPS: usize = 40;
@@ -30,7 +34,7 @@ pub struct Selection {
 impl Context {
     pub(crate) fn resolve_one(&self, source: &str) -> Result<Vec<Selection>, ContextError> {
         // Rooting before cleaning clamps `..` at the context root, as Docker does.
-        let cleaned = clean(&format!("/{source}"));
+        let cleaned = paths::rooted(source);
         let rel = cleaned.trim_start_matches('/');
         let wants_dir = source.ends_with('/') && !rel.is_empty();
         let selections = if has_wildcard(rel) {

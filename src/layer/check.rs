@@ -1,12 +1,16 @@
-//! A streaming check of a layer tar, for layers that are stored rather than
-//! extracted (import, load): [`TarCheck`] is a `Write` sink that parses tar
-//! headers as bytes pass through it and finds what would make extraction
-//! unsafe or impossible — a path that climbs out of the root, an entry that
-//! writes through a symlink of the same layer that points out of it, a hardlink that points out, a
-//! bad header, a tar cut short — without buffering entry data.
+//! A streaming check of a layer tar, for layers that are stored rather than extracted (import, load).
+//!
+//! - [`TarCheck`] is a `Write` sink that parses tar headers as bytes pass
+//!   through it, without buffering entry data.
+//! - It finds what would make extraction unsafe or impossible: a path that
+//!   climbs out of the root ([`normalise`], the [`crate::paths::confined`]
+//!   rule), an entry written through a symlink of the same layer that points
+//!   out of it, a hardlink that points out, a bad header, a tar cut short.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
+
+use crate::paths;
 
 const BLOCK: usize = 512;
 
@@ -283,20 +287,10 @@ fn pax_records(data: &[u8]) -> Vec<(String, String)> {
     out
 }
 
-/// The path relative to the root, or `None` if `..` climbs above it.
-/// Leading `/` and `./` are dropped, as Docker does.
+/// The path relative to the root, or `None` if `..` climbs above it or it
+/// holds a NUL byte: [`paths::confined`] for text.
 pub fn normalise(name: &str) -> Option<String> {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in name.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop()?;
-            }
-            other => parts.push(other),
-        }
-    }
-    Some(parts.join("/"))
+    paths::confined(name.as_bytes()).ok().and_then(|path| String::from_utf8(path).ok())
 }
 
 #[cfg(test)]

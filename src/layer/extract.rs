@@ -1,3 +1,9 @@
+//! Applying a layer tar to a directory: [`extract`] (the `layer` module says what it refuses).
+//!
+//! - Names and hardlink targets follow [`crate::paths::confined`].
+//! - Owners follow [`Ownership`]; a remap translates through an
+//!   [`IdMap`].
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
@@ -15,6 +21,8 @@ use super::compression::Decoder;
 use super::destination::{Destination, file_type_at, list_dir, open_dir, remove_all};
 use super::write::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
 use super::{Compression, Digest, DigestReader, LayerError};
+use crate::idmap::IdMap;
+use crate::paths::{self, Unconfined};
 
 /// How to treat the owners a layer records.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,18 +31,9 @@ pub enum Ownership {
     Preserve,
     /// Leave every file owned by the extracting user, for rootless extraction.
     Ignore,
-    /// Translate recorded ids as a user namespace would; an id no mapping
-    /// covers is an error.
-    Remap { uids: Vec<IdMapping>, gids: Vec<IdMapping> },
-}
-
-/// `size` ids starting at `container_id` in the layer become ids starting
-/// at `host_id` on disk (the OCI runtime spec's `LinuxIDMapping`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct IdMapping {
-    pub container_id: u32,
-    pub host_id: u32,
-    pub size: u32,
+    /// Translate recorded (container) ids to host ids as a user namespace
+    /// with this map would; an id the map does not cover is an error.
+    Remap(IdMap),
 }
 
 /// What to do when an extended attribute cannot be set (an unprivileged
@@ -71,11 +70,7 @@ impl Default for ExtractOptions {
             expected_digest: None,
             expected_diff_id: None,
             max_uncompressed_bytes: None,
-            ownership: if rustix::process::geteuid().is_root() {
-                Ownership::Preserve
-            } else {
-                Ownership::Ignore
-            },
+            ownership: if crate::idmap::rootless() { Ownership::Ignore } else { Ownership::Preserve },
             xattrs: XattrPolicy::BestEffort,
         }
     }
@@ -386,12 +381,12 @@ impl<'o> Extractor<'o> {
         if header.as_bytes()[156] == 0 && raw_path.ends_with(b"/") {
             type_flag = tar::EntryType::Directory;
         }
-        let path = match clean_within(&raw_path) {
+        let path = match paths::confined(&raw_path) {
             Ok(path) => path,
-            Err(Unclean::Escapes) => {
+            Err(Unconfined::Escapes | Unconfined::Absolute) => {
                 return Err(LayerError::PathEscapes { entry: name.to_owned() });
             }
-            Err(Unclean::Nul) => return Err(invalid("the path contains a NUL byte")),
+            Err(Unconfined::Nul) => return Err(invalid("the path contains a NUL byte")),
         };
         self.entries += 1;
 
@@ -554,13 +549,13 @@ impl<'o> Extractor<'o> {
         let target_name = PathBuf::from(OsStr::from_bytes(target));
         let missing =
             || LayerError::LinkTargetMissing { entry: name.to_owned(), target: target_name.clone() };
-        let target = match clean_within(target) {
+        let target = match paths::confined(target) {
             Ok(target) if !target.is_empty() => target,
             Ok(_) => return Err(missing()),
-            Err(Unclean::Escapes) => {
+            Err(Unconfined::Escapes | Unconfined::Absolute) => {
                 return Err(LayerError::LinkEscapes { entry: name.to_owned(), target: target_name.clone() });
             }
-            Err(Unclean::Nul) => {
+            Err(Unconfined::Nul) => {
                 return Err(LayerError::InvalidEntry {
                     entry: name.to_owned(),
                     reason: "the hardlink target contains a NUL byte".into(),
@@ -737,18 +732,14 @@ impl<'o> Extractor<'o> {
         match &self.options.ownership {
             Ownership::Ignore => Ok(None),
             Ownership::Preserve => Ok(Some((plain("uid", meta.uid)?, plain("gid", meta.gid)?))),
-            Ownership::Remap { uids, gids } => {
-                let map = |mappings: &[IdMapping], kind, id: u64| {
-                    mappings
-                        .iter()
-                        .find_map(|m| {
-                            let offset = id.checked_sub(m.container_id.into())?;
-                            (offset < u64::from(m.size)).then(|| u64::from(m.host_id) + offset)
-                        })
-                        .ok_or_else(|| unmapped(kind, id))
+            Ownership::Remap(map) => {
+                let host = |host: Option<u64>, kind, id: u64| {
+                    host.ok_or_else(|| unmapped(kind, id))
                         .and_then(|host| plain(kind, host).map_err(|_| unmapped(kind, id)))
                 };
-                Ok(Some((map(uids, "uid", meta.uid)?, map(gids, "gid", meta.gid)?)))
+                let uid = host(map.host_uid(meta.uid), "uid", meta.uid)?;
+                let gid = host(map.host_gid(meta.gid), "gid", meta.gid)?;
+                Ok(Some((uid, gid)))
             }
         }
     }
@@ -886,32 +877,6 @@ fn parse_pax_time(value: &[u8]) -> Option<Timespec> {
     })
 }
 
-enum Unclean {
-    Escapes,
-    Nul,
-}
-
-/// `path` resolved lexically inside the destination, as Docker does: a
-/// leading `/` is dropped (absolute names mean "from the layer root"),
-/// `.` and empty components vanish, `..` removes the previous component,
-/// and a `..` with nothing left to remove escapes.
-fn clean_within(path: &[u8]) -> Result<Vec<u8>, Unclean> {
-    if path.contains(&0) {
-        return Err(Unclean::Nul);
-    }
-    let mut components: Vec<&[u8]> = Vec::new();
-    for component in path.split(|&b| b == b'/') {
-        match component {
-            b"" | b"." => {}
-            b".." => {
-                components.pop().ok_or(Unclean::Escapes)?;
-            }
-            _ => components.push(component),
-        }
-    }
-    Ok(components.join(&b'/'))
-}
-
 /// The directory part and the last component of a clean path.
 fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
@@ -927,24 +892,7 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn clean_within_drops_leading_slash_and_dots() {
-        assert_eq!(clean_within(b"/etc/./passwd").ok(), Some(b"etc/passwd".to_vec()));
-        assert_eq!(clean_within(b"./").ok(), Some(Vec::new()));
-    }
-
-    #[test]
-    fn clean_within_resolves_dot_dot_that_stays_inside() {
-        assert_eq!(clean_within(b"a/b/../c").ok(), Some(b"a/c".to_vec()));
-    }
-
-    #[test]
-    fn clean_within_refuses_dot_dot_that_escapes() {
-        assert!(matches!(clean_within(b"../x"), Err(Unclean::Escapes)));
-        assert!(matches!(clean_within(b"a/../../x"), Err(Unclean::Escapes)));
-        assert!(matches!(clean_within(b"/../x"), Err(Unclean::Escapes)));
-    }
+    use crate::idmap::IdRange;
 
     #[test]
     fn pax_times_keep_fractions_and_sign() {
@@ -966,10 +914,10 @@ mod tests {
     #[test]
     fn remap_translates_ids_and_refuses_unmapped_ones() {
         let options = ExtractOptions {
-            ownership: Ownership::Remap {
-                uids: vec![IdMapping { container_id: 0, host_id: 100_000, size: 65536 }],
-                gids: vec![IdMapping { container_id: 0, host_id: 200_000, size: 10 }],
-            },
+            ownership: Ownership::Remap(IdMap {
+                uids: vec![IdRange { container_id: 0, host_id: 100_000, size: 65536 }],
+                gids: vec![IdRange { container_id: 0, host_id: 200_000, size: 10 }],
+            }),
             ..ExtractOptions::default()
         };
         let dest = tempfile::tempdir().unwrap();

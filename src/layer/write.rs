@@ -1,3 +1,8 @@
+//! Writing deterministic layer tars: [`LayerWriter`] and [`write_dir`].
+//!
+//! - Names follow [`crate::paths::descending`]: a written layer never needs
+//!   `..`, so one is refused.
+
 use std::collections::BTreeMap;
 use std::collections::hash_map::{self, HashMap};
 use std::fs::{self, File};
@@ -8,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::compression::Encoder;
 use super::{Compression, Digest, DigestWriter, Entry, EntryKind, LayerError};
+use crate::paths;
 
 const BLOCK: usize = 512;
 /// The largest values the ustar octal fields hold; larger ones go to PAX.
@@ -231,7 +237,7 @@ fn encode_headers(entry: &Entry) -> Result<Vec<u8>, LayerError> {
             (tar::EntryType::Symlink, 0, Some(target))
         }
         EntryKind::Hardlink { target } => {
-            let target = clean_path(target.as_os_str().as_bytes())
+            let target = paths::descending(target.as_os_str().as_bytes())
                 .ok_or_else(|| invalid("the hardlink target contains `..` or a NUL byte".into()))?;
             if target.is_empty() {
                 return Err(invalid("the hardlink target is empty".into()));
@@ -322,7 +328,7 @@ fn encode_headers(entry: &Entry) -> Result<Vec<u8>, LayerError> {
 /// The name an entry has in the tar: relative, no `.` or empty components,
 /// directories ending in `/` as Docker writes them, whiteouts spelled out.
 fn tar_name(entry: &Entry) -> Result<Vec<u8>, String> {
-    let path = clean_path(entry.path.as_os_str().as_bytes())
+    let path = paths::descending(entry.path.as_os_str().as_bytes())
         .ok_or_else(|| "the path contains `..` or a NUL byte".to_string())?;
     let (parent, base) = match path.iter().rposition(|&b| b == b'/') {
         Some(slash) => (&path[..=slash], &path[slash + 1..]),
@@ -336,28 +342,6 @@ fn tar_name(entry: &Entry) -> Result<Vec<u8>, String> {
         EntryKind::Dir => [&path[..], b"/"].concat(),
         _ => path,
     })
-}
-
-/// `path` made relative and without `.` or empty components; `None` if it
-/// has a `..` component or a NUL byte, which a written layer never needs.
-fn clean_path(path: &[u8]) -> Option<Vec<u8>> {
-    if path.contains(&0) {
-        return None;
-    }
-    let mut clean = Vec::with_capacity(path.len());
-    for component in path.split(|&b| b == b'/') {
-        match component {
-            b"" | b"." => {}
-            b".." => return None,
-            _ => {
-                if !clean.is_empty() {
-                    clean.push(b'/');
-                }
-                clean.extend_from_slice(component);
-            }
-        }
-    }
-    Some(clean)
 }
 
 /// Puts `value` into a fixed-size header field, or, when it does not fit,
@@ -421,14 +405,14 @@ mod tests {
     }
 
     #[test]
-    fn clean_path_strips_leading_slashes_and_dots() {
-        assert_eq!(clean_path(b"/./a//b/./c/").unwrap(), b"a/b/c");
-        assert_eq!(clean_path(b"./").unwrap(), b"");
+    fn names_are_relative_without_dots_or_empty_components() {
+        let file = EntryKind::File { size: 0 };
+        assert_eq!(tar_name(&Entry::new("/./a//b/./c", file.clone())).unwrap(), b"a/b/c");
     }
 
     #[test]
-    fn clean_path_refuses_dot_dot() {
-        assert_eq!(clean_path(b"a/../b"), None);
+    fn a_name_with_dot_dot_is_refused() {
+        assert!(tar_name(&Entry::new("a/../b", EntryKind::File { size: 0 })).is_err());
     }
 
     #[test]

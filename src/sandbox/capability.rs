@@ -1,4 +1,7 @@
 //! Docker's default capability set and the code that confines a process to it.
+//!
+//! - [`DEFAULT_CAPABILITIES`] and its mask.
+//! - The bounding set and the process's sets narrowed to it, before exec.
 
 use std::io;
 
@@ -35,21 +38,18 @@ pub(crate) fn restrict_bounding_set() -> io::Result<()> {
         if keep & (1 << cap) != 0 {
             continue;
         }
-        if let Err(e) = sys::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong) {
-            // EINVAL: past the kernel's last capability.
-            if e.raw_os_error() == Some(libc::EINVAL) {
-                break;
-            }
-            return Err(e);
+        // Up to the kernel's last capability, whether rustix names it or not.
+        if !sys::drop_from_bounding_set(cap)? {
+            break;
         }
     }
-    sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong)
+    sys::clear_ambient_capabilities()
 }
 
 /// Limits effective and permitted to the default set (intersected with what
 /// the thread has: nothing after switching to a non-root uid), inheritable to
 /// none.
 pub(crate) fn restrict_process_sets() -> io::Result<()> {
-    let have = sys::cap_permitted()?;
-    sys::capset(have & default_capability_mask())
+    let have = sys::permitted_capabilities()?;
+    sys::set_capabilities(have & default_capability_mask())
 }

@@ -1,24 +1,28 @@
-//! The caller's side of a run: validate and prepare the spec, fork the
-//! tree (see `init`), write the id maps of a rootless namespace, then poll a
-//! pidfd of the first child together with the output, stdin and report
-//! pipes until everything has ended; a timeout or cancellation is a SIGKILL
-//! to the namespace's init. Afterwards, remove the mount points the init had
-//! to create in the image.
+//! The caller's side of a run, from spec to [`Outcome`].
+//!
+//! - Validate and prepare the spec, fork the tree (see `init`), write the id
+//!   maps of a rootless namespace.
+//! - Poll a pidfd of the first child with the output, stdin and report pipes
+//!   until everything has ended; a timeout or cancellation is a SIGKILL to the
+//!   namespace's init.
+//! - Afterwards, remove the mount points the init had to create in the image.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::error::SandboxError;
-use super::idmap::IdMaps;
 use super::init::{ChildFds, ProcessPlan, namespace_parent};
 use super::report::{Decoder, Message};
 use super::rootfs::RootPlan;
 use super::spec::{ExitStatus, Network, Outcome, Output, RootFs, SandboxSpec, Stdin, Stream};
-use super::sys;
+use super::sys::{self, Forked, Pid, PollFd, PollFlags, Signal};
 use super::unshared;
+use super::userns;
+use crate::idmap::IdMap;
+use crate::paths;
 
 /// Host directories the init may cover with its staging tmpfs (inside its
 /// own mount namespace only); the first one not holding any path the
@@ -63,7 +67,7 @@ fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
         return bad(format!("hostname {:?} must have 1 to 64 bytes", spec.hostname));
     }
     for m in &spec.mounts {
-        if !m.target.starts_with('/') || m.target.split('/').any(|c| c == "..") {
+        if !m.target.starts_with('/') || paths::descending(m.target.as_bytes()).is_none() {
             return bad(format!("mount target {:?} must be absolute without ..", m.target));
         }
     }
@@ -84,8 +88,8 @@ fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
 pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     let started = Instant::now();
     validate(&spec)?;
-    let rootless = unsafe { libc::geteuid() } != 0;
-    let maps = rootless.then(IdMaps::for_current_user);
+    let rootless = crate::idmap::rootless();
+    let maps = rootless.then(IdMap::rootless);
     let netns = spec.network == Network::None;
 
     let (root, host_root_paths) = match &spec.root {
@@ -130,8 +134,8 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         cwd: spec.cwd.clone(),
         user: spec.user.clone(),
         rlimits: spec.rlimits.clone(),
-        single_mapping: maps.as_ref().and_then(IdMaps::single_mapping_reason),
-        mapped_ids: maps.as_ref().and_then(|m| m.sub.map(|((_, uc), (_, gc))| (uc + 1, gc + 1))),
+        single_mapping: maps.as_ref().and_then(userns::single_mapping_reason),
+        mapped_ids: maps.as_ref().filter(|m| !m.maps_only_root()).map(IdMap::container_ends),
     };
 
     // Descriptors: the child ends are closed in the parent right after fork.
@@ -164,24 +168,20 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     // with the subordinate ids mapped) and makes the others inside it.
     let userns =
         if rootless { Some(unshared::namespace().map_err(|e| host("user namespace", e))?) } else { None };
-    let raw = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
-    let fds = ChildFds {
-        report: report_w.as_raw_fd(),
-        userns: raw(&userns),
-        stdin: raw(&stdin_child),
-        stdout: raw(&out_child),
-        stderr: raw(&err_child),
-    };
-    let parent_pid = unsafe { libc::getpid() };
+    let fds = ChildFds { report: report_w, userns, stdin: stdin_child, stdout: out_child, stderr: err_child };
+    let parent_pid = sys::getpid();
 
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(host("fork", io::Error::last_os_error()));
-    }
-    if pid == 0 {
-        namespace_parent(parent_pid, netns, rootless, &fds, &root_plan, &proc_plan);
-    }
-    drop((report_w, userns, stdin_child, out_child, err_child));
+    // SAFETY: A runs `namespace_parent`, which leaves only through
+    // `exit_now` and takes no lock (see the `init` module).
+    let pid = match unsafe { sys::fork() } {
+        Err(e) => return Err(host("fork", e)),
+        Ok(Forked::Child(child)) => {
+            namespace_parent(child, parent_pid, netns, rootless, fds, &root_plan, &proc_plan)
+        }
+        Ok(Forked::Parent(pid)) => pid,
+    };
+    // The children's ends close here, so that only the children hold them.
+    drop(fds);
 
     let mut sup = Supervisor::new(pid);
 
@@ -195,7 +195,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     let (mut timed_out, mut cancelled) = (false, false);
     let mut buf = vec![0u8; 64 * 1024];
     if let Some(w) = &stdin_writer {
-        let _ = sys::set_nonblocking(w.as_raw_fd());
+        let _ = sys::set_nonblocking(w);
         if stdin_bytes.is_empty() {
             stdin_writer = None;
         }
@@ -214,43 +214,48 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
                 sup.kill_all();
             }
         }
-        let mut wait_ms: i32 = -1;
+        let mut wait: Option<Duration> = None;
         if !timed_out && !cancelled {
             if let Some(d) = deadline {
                 let left = d.saturating_duration_since(Instant::now());
-                wait_ms = left.as_millis().min(i32::MAX as u128) as i32 + 1;
+                wait = Some(Duration::from_millis(left.as_millis().min(i32::MAX as u128) as u64 + 1));
             }
             if spec.cancel.is_some() {
-                wait_ms = if wait_ms < 0 { 20 } else { wait_ms.min(20) };
+                let tick = Duration::from_millis(20);
+                wait = Some(wait.map_or(tick, |w| w.min(tick)));
             }
         }
-        let mut polls: Vec<libc::pollfd> = Vec::with_capacity(5);
-        let mut add = |fd: RawFd, events: libc::c_short| {
-            polls.push(libc::pollfd { fd, events, revents: 0 });
-        };
-        let entry_fd = |f: &Option<OwnedFd>| f.as_ref().map_or(-1, |f| f.as_raw_fd());
-        add(entry_fd(&out_reader), libc::POLLIN);
-        add(entry_fd(&err_reader), libc::POLLIN);
-        add(entry_fd(&report_r), libc::POLLIN);
-        add(entry_fd(&stdin_writer), libc::POLLOUT);
-        add(if a_exited { -1 } else { pidfd.as_ref().map_or(-1, |f| f.as_raw_fd()) }, libc::POLLIN);
-        let n = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, wait_ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
+        let watched: [(Option<BorrowedFd<'_>>, PollFlags); 5] = [
+            (borrow(&out_reader), PollFlags::IN),
+            (borrow(&err_reader), PollFlags::IN),
+            (borrow(&report_r), PollFlags::IN),
+            (borrow(&stdin_writer), PollFlags::OUT),
+            (if a_exited { None } else { pidfd.as_ref().ok().map(OwnedFd::as_fd) }, PollFlags::IN),
+        ];
+        let mut polls: Vec<PollFd<'_>> = Vec::with_capacity(watched.len());
+        let mut slots = [None; 5];
+        for (slot, (fd, events)) in slots.iter_mut().zip(watched) {
+            if let Some(fd) = fd {
+                *slot = Some(polls.len());
+                polls.push(PollFd::from_borrowed_fd(fd, events));
+            }
+        }
+        if let Err(e) = sys::poll(&mut polls, wait) {
+            if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
             sup.kill_all();
             sup.reap();
             return Err(host("poll", e));
         }
-        let ready = |i: usize| polls[i].fd >= 0 && polls[i].revents != 0;
+        let ready = slots.map(|slot| slot.is_some_and(|i| !polls[i].revents().is_empty()));
+        drop(polls);
         for (i, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
-            if !ready(i) {
+            if !ready[i] {
                 continue;
             }
             let reader = if i == 0 { &mut out_reader } else { &mut err_reader };
-            match sys::read(polls[i].fd, &mut buf) {
+            match reader.as_ref().map_or(Ok(0), |r| sys::read(r, &mut buf)) {
                 Ok(0) | Err(_) => *reader = None,
                 Ok(k) => {
                     if let Output::Capture(sink) = &mut output {
@@ -259,8 +264,8 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
                 }
             }
         }
-        if ready(2) {
-            match sys::read(polls[2].fd, &mut buf) {
+        if ready[2] {
+            match report_r.as_ref().map_or(Ok(0), |r| sys::read(r, &mut buf)) {
                 Ok(0) | Err(_) => report_r = None,
                 Ok(k) => {
                     for m in decoder.feed(&buf[..k]) {
@@ -269,8 +274,8 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
                 }
             }
         }
-        if ready(3) {
-            match sys::write(polls[3].fd, &stdin_bytes[stdin_pos..]) {
+        if ready[3] {
+            match stdin_writer.as_ref().map_or(Ok(0), |w| sys::write(w, &stdin_bytes[stdin_pos..])) {
                 Ok(k) => {
                     stdin_pos += k;
                     if stdin_pos >= stdin_bytes.len() {
@@ -281,7 +286,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
                 Err(_) => stdin_writer = None,
             }
         }
-        if ready(4) {
+        if ready[4] {
             a_exited = true;
             stdin_writer = None;
         }
@@ -295,7 +300,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         return Err(e);
     }
     let status = if timed_out || cancelled {
-        ExitStatus::Signaled(libc::SIGKILL)
+        ExitStatus::Signaled(Signal::KILL.as_raw())
     } else if let Some(s) = sup.status {
         s
     } else {
@@ -307,7 +312,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
                     message: format!("ended with status {c} without reporting the process status"),
                 });
             }
-            None => ExitStatus::Signaled(libc::SIGKILL),
+            None => ExitStatus::Signaled(Signal::KILL.as_raw()),
         }
     };
     Ok(Outcome {
@@ -321,9 +326,9 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
 
 /// The caller's view of the tree.
 struct Supervisor {
-    a: libc::pid_t,
+    a: Pid,
     a_reaped: bool,
-    init: Option<libc::pid_t>,
+    init: Option<Pid>,
     killed: bool,
     mount_points: Vec<PathBuf>,
     mount_points_removed: bool,
@@ -332,7 +337,7 @@ struct Supervisor {
 }
 
 impl Supervisor {
-    fn new(a: libc::pid_t) -> Self {
+    fn new(a: Pid) -> Self {
         Supervisor {
             a,
             a_reaped: false,
@@ -348,9 +353,9 @@ impl Supervisor {
     fn take(&mut self, m: Message) {
         match m {
             Message::InitPid(p) => {
-                self.init = Some(p);
-                if self.killed {
-                    let _ = sys::kill(p, libc::SIGKILL);
+                self.init = (p > 0).then(|| Pid::from_raw(p)).flatten();
+                if let Some(init) = self.init.filter(|_| self.killed) {
+                    let _ = sys::kill(init, Signal::KILL);
                 }
             }
             Message::MountPoint(p) => self.mount_points.push(p),
@@ -372,10 +377,10 @@ impl Supervisor {
         self.killed = true;
         match self.init {
             Some(p) => {
-                let _ = sys::kill(p, libc::SIGKILL);
+                let _ = sys::kill(p, Signal::KILL);
             }
             None => {
-                let _ = sys::kill(self.a, libc::SIGKILL);
+                let _ = sys::kill(self.a, Signal::KILL);
             }
         }
     }
@@ -385,22 +390,9 @@ impl Supervisor {
         if self.a_reaped {
             return None;
         }
-        let mut status = 0;
-        loop {
-            let r = unsafe { libc::waitpid(self.a, &mut status, libc::__WALL) };
-            if r == self.a {
-                break;
-            }
-            if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-                return None;
-            }
-        }
+        let ended = sys::wait_for(self.a).ok()?;
         self.a_reaped = true;
-        if libc::WIFEXITED(status) {
-            Some(libc::WEXITSTATUS(status))
-        } else {
-            Some(128 + libc::WTERMSIG(status))
-        }
+        Some(ended.code())
     }
 
     /// Removes the mount points the init created, from the host side once
@@ -421,21 +413,13 @@ impl Supervisor {
     }
 }
 
+fn borrow(fd: &Option<OwnedFd>) -> Option<BorrowedFd<'_>> {
+    fd.as_ref().map(OwnedFd::as_fd)
+}
+
 fn remove_beneath(base: &Path, rel: &Path) -> io::Result<()> {
     let parent = rel.parent().unwrap_or(Path::new(""));
-    let name = sys::cpath(Path::new(rel.file_name().ok_or_else(|| io::Error::other("no name"))?))?;
+    let name = rel.file_name().ok_or_else(|| io::Error::other("no name"))?;
     let dir = sys::open_dir_beneath(base, parent)?;
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let flags = match st.st_mode & libc::S_IFMT {
-        libc::S_IFDIR => libc::AT_REMOVEDIR,
-        libc::S_IFREG if st.st_size == 0 => 0,
-        _ => return Ok(()),
-    };
-    if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    sys::remove_empty_at(&dir, Path::new(name))
 }

@@ -1,9 +1,11 @@
-//! The report pipe: the sandbox's processes tell the parent what happened
-//! (B's host pid, created mount points, a setup error, the exit status) in
-//! small framed messages, each written with one `write` so they never
-//! interleave. The pipe is close-on-exec, so a successful exec says nothing.
+//! The report pipe: how the sandbox's processes tell the caller what happened.
+//!
+//! - B's host pid, created mount points, a setup error, the exit status.
+//! - Small framed messages, each written with one `write`, so they never
+//!   interleave.
+//! - The pipe is close-on-exec: a successful exec says nothing.
 
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 use std::path::PathBuf;
 
 use super::error::SandboxError;
@@ -28,7 +30,7 @@ pub(crate) enum Message {
     Error(SandboxError),
 }
 
-fn send(fd: RawFd, tag: u8, payload: &[u8]) {
+fn send(fd: BorrowedFd<'_>, tag: u8, payload: &[u8]) {
     let mut frame = Vec::with_capacity(payload.len() + 5);
     frame.push(tag);
     frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -41,7 +43,7 @@ fn join(fields: &[&str]) -> Vec<u8> {
     fields.join("\0").into_bytes()
 }
 
-pub(crate) fn send_message(fd: RawFd, msg: &Message) {
+pub(crate) fn send_message(fd: BorrowedFd<'_>, msg: &Message) {
     use std::os::unix::ffi::OsStrExt;
     match msg {
         Message::InitPid(p) => send(fd, PID, &p.to_le_bytes()),

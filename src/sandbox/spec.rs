@@ -1,7 +1,15 @@
+//! What a sandbox runs and what comes back: the public types of [`run`](super::run).
+//!
+//! - [`SandboxSpec`] with its [`RootFs`], [`Network`], [`BindMount`]s,
+//!   [`Rlimit`]s, [`Stdin`] and [`Output`].
+//! - [`Outcome`] and [`ExitStatus`].
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+
+use super::sys::Resource;
 
 /// The filesystem the process sees as `/`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,25 +103,25 @@ impl RlimitResource {
         })
     }
 
-    pub(crate) fn raw(self) -> libc::__rlimit_resource_t {
+    pub(crate) fn resource(self) -> Resource {
         use RlimitResource::*;
         match self {
-            As => libc::RLIMIT_AS,
-            Core => libc::RLIMIT_CORE,
-            Cpu => libc::RLIMIT_CPU,
-            Data => libc::RLIMIT_DATA,
-            Fsize => libc::RLIMIT_FSIZE,
-            Locks => libc::RLIMIT_LOCKS,
-            Memlock => libc::RLIMIT_MEMLOCK,
-            Msgqueue => libc::RLIMIT_MSGQUEUE,
-            Nice => libc::RLIMIT_NICE,
-            Nofile => libc::RLIMIT_NOFILE,
-            Nproc => libc::RLIMIT_NPROC,
-            Rss => libc::RLIMIT_RSS,
-            Rtprio => libc::RLIMIT_RTPRIO,
-            Rttime => libc::RLIMIT_RTTIME,
-            Sigpending => libc::RLIMIT_SIGPENDING,
-            Stack => libc::RLIMIT_STACK,
+            As => Resource::As,
+            Core => Resource::Core,
+            Cpu => Resource::Cpu,
+            Data => Resource::Data,
+            Fsize => Resource::Fsize,
+            Locks => Resource::Locks,
+            Memlock => Resource::Memlock,
+            Msgqueue => Resource::Msgqueue,
+            Nice => Resource::Nice,
+            Nofile => Resource::Nofile,
+            Nproc => Resource::Nproc,
+            Rss => Resource::Rss,
+            Rtprio => Resource::Rtprio,
+            Rttime => Resource::Rttime,
+            Sigpending => Resource::Sigpending,
+            Stack => Resource::Stack,
         }
     }
 }

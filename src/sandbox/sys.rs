@@ -1,322 +1,604 @@
-//! Thin `io::Result` wrappers over the raw syscalls the sandbox needs; the
-//! only place with `unsafe` besides `fork`.
+//! Every system call the sandbox makes, as small `io::Result` functions.
+//!
+//! - rustix's safe wrappers wherever rustix has the call (mounts, pivot_root,
+//!   namespaces, pipes, capabilities, credentials, limits, openat2, poll…).
+//! - Raw libc only where rustix has no safe form: fork, exec, waiting with
+//!   `__WALL`, signal dispositions, `close_range`, `kill(-1)` and the
+//!   interface-flags ioctl; each `unsafe` block says why it is sound.
+//! - The only file of the sandbox that names libc.
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+pub(crate) use rustix::event::{PollFd, PollFlags};
+pub(crate) use rustix::io::Errno;
+pub(crate) use rustix::mount::MountFlags;
+pub(crate) use rustix::process::{Pid, Resource, Signal};
+pub(crate) use rustix::thread::UnshareFlags;
+
+use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, StatVfsMountFlags};
+
+/// `s` as a C string, refusing an inner NUL byte.
 pub(crate) fn cstr(s: &str) -> io::Result<CString> {
     CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "string contains a NUL byte"))
 }
 
-pub(crate) fn cpath(p: &Path) -> io::Result<CString> {
-    use std::os::unix::ffi::OsStrExt;
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+/// This process's pid.
+pub(crate) fn getpid() -> Pid {
+    rustix::process::getpid()
 }
 
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
+// --- Processes -------------------------------------------------------------
+
+/// Which side of a [`fork`] this is.
+pub(crate) enum Forked {
+    /// The new process; the token allows what only a fresh child may do.
+    Child(ForkedChild),
+    /// The caller, with the child's pid.
+    Parent(Pid),
 }
 
-fn check_long(ret: libc::c_long) -> io::Result<libc::c_long> {
-    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
+/// Held only by the child of a [`fork`], which never returns into the
+/// frames it copied from its parent.
+pub(crate) struct ForkedChild(());
+
+/// `fork()`.
+///
+/// # Safety
+///
+/// The child is a copy of a possibly multi-threaded process in which only
+/// the calling thread exists. It must leave through [`exit_now`] or an exec,
+/// never by returning or unwinding into the caller's frames, and must take
+/// no lock another thread may hold (stdio, the environment, a thread pool).
+/// Allocation stays usable: glibc resets its malloc locks in the child.
+pub(crate) unsafe fn fork() -> io::Result<Forked> {
+    // SAFETY: fork takes no arguments; what the child may then do is the
+    // caller's contract above.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child(ForkedChild(()))),
+        pid => {
+            Pid::from_raw(pid).map(Forked::Parent).ok_or_else(|| io::Error::other("fork returned a bad pid"))
+        }
+    }
 }
 
+impl ForkedChild {
+    /// Closes every descriptor not in `keep` (sorted): other threads of the
+    /// parent may have had pipes open that must not stay open here.
+    pub(crate) fn close_all_except(&self, keep: &[RawFd]) {
+        let mut next: libc::c_uint = 0;
+        for &fd in keep {
+            let fd = fd as libc::c_uint;
+            if fd > next {
+                close_range(next, fd - 1, 0);
+            }
+            next = fd + 1;
+        }
+        close_range(next, libc::c_uint::MAX, 0);
+    }
+}
+
+fn close_range(first: libc::c_uint, last: libc::c_uint, flags: libc::c_uint) {
+    // SAFETY: close_range takes no pointers. Closing descriptors that values
+    // in the copied frames own is sound only in a forked child, which never
+    // uses or drops those values: callers hold a `ForkedChild`, or pass
+    // CLOSE_RANGE_CLOEXEC, which closes nothing.
+    unsafe { libc::syscall(libc::SYS_close_range, first, last, flags) };
+}
+
+/// Marks every descriptor from `first` on close-on-exec.
+pub(crate) fn cloexec_from(first: RawFd) {
+    close_range(first as libc::c_uint, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC);
+}
+
+/// Ends this process at once, running no destructors or atexit handlers:
+/// the way out of a forked child.
+pub(crate) fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes no pointers and never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// `execve(path, argv, env)`; returns only when it failed, with why.
+pub(crate) fn execve(path: &CStr, argv: &[CString], env: &[CString]) -> io::Error {
+    let pointers = |strings: &[CString]| -> Vec<*const libc::c_char> {
+        strings.iter().map(|s| s.as_ptr()).chain(std::iter::once(std::ptr::null())).collect()
+    };
+    let (argv, env) = (pointers(argv), pointers(env));
+    // SAFETY: `path` and every string are NUL-terminated and outlive the
+    // call; both arrays end with the null pointer execve requires.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), env.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Exited(i32),
+    Signaled(i32),
+}
+
+impl Ended {
+    /// As a shell reports it: the exit code, or 128 + the signal.
+    pub(crate) fn code(self) -> i32 {
+        match self {
+            Ended::Exited(code) => code,
+            Ended::Signaled(signal) => 128 + signal,
+        }
+    }
+}
+
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Exited(code) => write!(f, "exit status {code}"),
+            Ended::Signaled(signal) => write!(f, "signal {signal}"),
+        }
+    }
+}
+
+/// One `waitpid` with `__WALL` (rustix has no such option): the init of a
+/// pid namespace must reap children cloned with any exit signal.
+fn waitpid(pid: libc::pid_t) -> io::Result<(Pid, Ended)> {
+    let mut status = 0;
+    // SAFETY: `status` is a live int waitpid writes to.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+    if r <= 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let pid = Pid::from_raw(r).ok_or_else(|| io::Error::other("waitpid returned a bad pid"))?;
+    let ended = if libc::WIFEXITED(status) {
+        Ended::Exited(libc::WEXITSTATUS(status))
+    } else {
+        Ended::Signaled(libc::WTERMSIG(status))
+    };
+    Ok((pid, ended))
+}
+
+/// Waits for the child `pid` to end, through interruptions.
+pub(crate) fn wait_for(pid: Pid) -> io::Result<Ended> {
+    loop {
+        match waitpid(pid.as_raw_pid()) {
+            Ok((_, ended)) => return Ok(ended),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Waits for any child to end; an interruption is returned, so that the
+/// caller can look at what a signal handler set.
+pub(crate) fn wait_any() -> io::Result<(Pid, Ended)> {
+    waitpid(-1)
+}
+
+/// Sends `signal` to `pid`.
+pub(crate) fn kill(pid: Pid, signal: Signal) -> io::Result<()> {
+    Ok(rustix::process::kill_process(pid, signal)?)
+}
+
+/// SIGKILL to every process this one may signal: from a pid namespace's
+/// init, everything in the namespace. rustix's `Pid` cannot be -1.
+pub(crate) fn kill_every_process() {
+    // SAFETY: kill takes no pointers.
+    unsafe { libc::kill(-1, libc::SIGKILL) };
+}
+
+/// A pidfd for the child `pid`, readable once it has ended.
+pub(crate) fn pidfd_open(pid: Pid) -> io::Result<OwnedFd> {
+    Ok(rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?)
+}
+
+/// Dies with SIGKILL when the parent thread dies, and at once if the parent
+/// `parent` is already gone (it may have died before the request).
+pub(crate) fn die_with_parent(parent: Pid) {
+    let asked = rustix::process::set_parent_process_death_signal(Some(Signal::KILL));
+    if asked.is_err() || rustix::process::getppid() != Some(parent) {
+        exit_now(1);
+    }
+}
+
+/// Set by [`on_parent_death`] once the kernel reported the parent's death.
+static PARENT_DIED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_parent_death(_: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    // SAFETY: the kernel passes an SA_SIGINFO handler a valid siginfo.
+    let sender = unsafe { (*info).si_pid() };
+    // Only the kernel's parent-death signal comes from outside the pid
+    // namespace (pid 0 here); the sandboxed processes cannot fake it.
+    if sender == 0 {
+        PARENT_DIED.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Learns of the parent's death by SIGUSR1 instead of dying at once (see
+/// [`parent_died`]). The handler has no SA_RESTART, so a wait is interrupted.
+pub(crate) fn notify_on_parent_death() -> io::Result<()> {
+    // SAFETY: an all-zero sigaction is a valid value of the plain C struct.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = on_parent_death as *const () as usize;
+    action.sa_flags = libc::SA_SIGINFO;
+    // SAFETY: sigemptyset writes the live set it is given; sigaction reads
+    // the live `action`, whose handler only stores to an atomic, which is
+    // async-signal-safe.
+    let r = unsafe {
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGUSR1, &action, std::ptr::null_mut())
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(rustix::process::set_parent_process_death_signal(Some(Signal::USR1))?)
+}
+
+/// Whether the parent-death signal [`notify_on_parent_death`] asked for came.
+pub(crate) fn parent_died() -> bool {
+    PARENT_DIED.load(Ordering::SeqCst)
+}
+
+/// Default dispositions for every signal and an empty signal mask: the
+/// caller may ignore SIGPIPE (Rust does) or block signals, and ignored
+/// dispositions and the mask survive exec.
+pub(crate) fn reset_signals() {
+    for signal in 1..32 {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+            // SAFETY: SIG_DFL installs no handler of ours.
+            unsafe { libc::signal(signal, libc::SIG_DFL) };
+        }
+    }
+    // SAFETY: an all-zero sigset_t is a valid value; sigemptyset and
+    // sigprocmask write and read only the live local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+// --- Descriptors -----------------------------------------------------------
+
+/// A close-on-exec pipe: (read end, write end).
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
 }
 
+/// A close-on-exec pair of connected Unix stream sockets.
 pub(crate) fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    check(unsafe {
-        libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0, fds.as_mut_ptr())
-    })?;
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    Ok(rustix::net::socketpair(AddressFamily::UNIX, SocketType::STREAM, SocketFlags::CLOEXEC, None)?)
 }
 
-pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
-    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) })?;
-    Ok(())
+/// Makes reads and writes on `fd` fail with `WouldBlock` instead of waiting.
+pub(crate) fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+    let flags = rustix::fs::fcntl_getfl(&fd)?;
+    Ok(rustix::fs::fcntl_setfl(&fd, flags | OFlags::NONBLOCK)?)
 }
 
-pub(crate) fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+/// `read`, retried when interrupted.
+pub(crate) fn read(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
+        match rustix::io::read(&fd, &mut *buf) {
+            Err(Errno::INTR) => {}
+            other => return Ok(other?),
         }
     }
 }
 
-pub(crate) fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+/// `write`, retried when interrupted.
+pub(crate) fn write(fd: impl AsFd, buf: &[u8]) -> io::Result<usize> {
     loop {
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
+        match rustix::io::write(&fd, buf) {
+            Err(Errno::INTR) => {}
+            other => return Ok(other?),
         }
     }
 }
 
-pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+/// Writes all of `buf`.
+pub(crate) fn write_all(fd: impl AsFd, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
-        let n = write(fd, buf)?;
+        let n = write(&fd, buf)?;
         buf = &buf[n..];
     }
     Ok(())
 }
 
-pub(crate) fn dup2(from: RawFd, to: RawFd) -> io::Result<()> {
-    if from == to {
-        // dup2 would keep FD_CLOEXEC; clear it explicitly.
-        check(unsafe { libc::fcntl(from, libc::F_SETFD, 0) })?;
-        return Ok(());
+/// Makes `fd` the process's standard input, output or error (`target` 0,
+/// 1 or 2), inherited across exec.
+pub(crate) fn dup_to_stdio(fd: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
+    if fd.as_raw_fd() == target {
+        // dup2 onto itself would keep FD_CLOEXEC; clear it instead.
+        return Ok(rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?);
     }
-    check(unsafe { libc::dup2(from, to) })?;
+    match target {
+        0 => rustix::stdio::dup2_stdin(fd),
+        1 => rustix::stdio::dup2_stdout(fd),
+        2 => rustix::stdio::dup2_stderr(fd),
+        _ => return Err(io::Error::other(format!("descriptor {target} is not standard I/O"))),
+    }?;
     Ok(())
 }
 
-/// Closes every descriptor not in `keep` (which must be sorted).
-pub(crate) fn close_all_except(keep: &[RawFd]) {
-    let mut next: libc::c_uint = 0;
-    for &fd in keep {
-        let fd = fd as libc::c_uint;
-        if fd > next {
-            unsafe { libc::syscall(libc::SYS_close_range, next, fd - 1, 0) };
-        }
-        next = fd + 1;
-    }
-    unsafe { libc::syscall(libc::SYS_close_range, next, libc::c_uint::MAX, 0) };
+/// `poll`, waiting at most `timeout` (forever when `None`).
+pub(crate) fn poll(fds: &mut [PollFd<'_>], timeout: Option<Duration>) -> io::Result<usize> {
+    let timeout = timeout.map(|t| rustix::event::Timespec {
+        tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: t.subsec_nanos().into(),
+    });
+    Ok(rustix::event::poll(fds, timeout.as_ref())?)
 }
 
-pub(crate) fn cloexec_from(first: RawFd) {
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            first as libc::c_uint,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
+// --- Namespaces and credentials ---------------------------------------------
+
+/// Joins the user namespace `fd` refers to.
+pub(crate) fn join_user_namespace(fd: impl AsFd) -> io::Result<()> {
+    use rustix::thread::LinkNameSpaceType;
+    Ok(rustix::thread::move_into_link_name_space(fd.as_fd(), Some(LinkNameSpaceType::User))?)
 }
 
-pub(crate) fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
-    let fd = check_long(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+/// Moves this process into new namespaces of the kinds in `flags`.
+pub(crate) fn unshare(flags: UnshareFlags) -> io::Result<()> {
+    // Unsharing the descriptor table could leave other threads' descriptors
+    // unusable here; no namespace the sandbox makes needs it.
+    let flags = flags - UnshareFlags::FILES;
+    // SAFETY: the flags do not include FILES (removed above), the only one
+    // rustix's contract is about.
+    Ok(unsafe { rustix::thread::unshare_unsafe(flags) }?)
 }
 
-pub(crate) fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
-    check(unsafe { libc::kill(pid, sig) })?;
-    Ok(())
-}
-
-pub(crate) fn prctl(option: libc::c_int, arg: libc::c_ulong) -> io::Result<()> {
-    check(unsafe { libc::prctl(option, arg, 0 as libc::c_ulong, 0 as libc::c_ulong, 0 as libc::c_ulong) })?;
-    Ok(())
-}
-
-pub(crate) fn setns(fd: RawFd, nstype: libc::c_int) -> io::Result<()> {
-    check(unsafe { libc::setns(fd, nstype) })?;
-    Ok(())
-}
-
-pub(crate) fn unshare(flags: libc::c_int) -> io::Result<()> {
-    check(unsafe { libc::unshare(flags) })?;
-    Ok(())
-}
-
-pub(crate) fn mount(
-    source: Option<&CStr>,
-    target: &CStr,
-    fstype: Option<&CStr>,
-    flags: libc::c_ulong,
-    data: Option<&CStr>,
-) -> io::Result<()> {
-    let p = |s: Option<&CStr>| s.map_or(std::ptr::null(), |s| s.as_ptr());
-    check(unsafe { libc::mount(p(source), target.as_ptr(), p(fstype), flags, p(data).cast()) })?;
-    Ok(())
-}
-
-pub(crate) fn umount_detach(target: &CStr) -> io::Result<()> {
-    check(unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) })?;
-    Ok(())
-}
-
-pub(crate) fn pivot_root(new_root: &CStr, put_old: &CStr) -> io::Result<()> {
-    check_long(unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) })?;
-    Ok(())
-}
-
-pub(crate) fn chdir(path: &CStr) -> io::Result<()> {
-    check(unsafe { libc::chdir(path.as_ptr()) })?;
-    Ok(())
-}
-
-pub(crate) fn chown(path: &CStr, uid: u32, gid: u32) -> io::Result<()> {
-    check(unsafe { libc::chown(path.as_ptr(), uid, gid) })?;
-    Ok(())
-}
-
+/// Sets the UTS namespace's hostname.
 pub(crate) fn sethostname(name: &str) -> io::Result<()> {
-    check(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) })?;
+    Ok(rustix::system::sethostname(name.as_bytes())?)
+}
+
+/// Starts a new session, detached from the caller's terminal.
+pub(crate) fn setsid() -> io::Result<()> {
+    rustix::process::setsid()?;
     Ok(())
 }
 
-// The new mount API (fsopen/fsconfig/fsmount/move_mount); libc only has the
-// syscall numbers.
-const FSCONFIG_SET_FLAG: libc::c_uint = 0;
-const FSCONFIG_SET_STRING: libc::c_uint = 1;
-const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
-
-pub(crate) fn fsopen(fstype: &CStr) -> io::Result<OwnedFd> {
-    let fd = check_long(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), 1 as libc::c_uint) })?;
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+/// Sets the file mode creation mask.
+pub(crate) fn set_umask(mask: u32) {
+    rustix::process::umask(Mode::from_raw_mode(mask));
 }
 
-pub(crate) fn fsconfig_string(fs: &OwnedFd, key: &CStr, value: &CStr) -> io::Result<()> {
-    check_long(unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_SET_STRING,
-            key.as_ptr(),
-            value.as_ptr(),
-            0,
-        )
-    })?;
-    Ok(())
+/// Sets a resource limit (`u64::MAX` is unlimited).
+pub(crate) fn set_rlimit(resource: Resource, soft: u64, hard: u64) -> io::Result<()> {
+    let limit = rustix::process::Rlimit { current: Some(soft), maximum: Some(hard) };
+    Ok(rustix::process::setrlimit(resource, limit)?)
 }
 
-pub(crate) fn fsconfig_flag(fs: &OwnedFd, key: &CStr) -> io::Result<()> {
-    check_long(unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_SET_FLAG,
-            key.as_ptr(),
-            std::ptr::null::<libc::c_char>(),
-            0,
-        )
-    })?;
-    Ok(())
+/// Sets the supplementary groups. The thread-level call is the process's
+/// in a forked child, the only thread there.
+pub(crate) fn set_groups(gids: &[u32]) -> io::Result<()> {
+    let gids: Vec<rustix::fs::Gid> = gids.iter().map(|&g| rustix::fs::Gid::from_raw(g)).collect();
+    Ok(rustix::thread::set_thread_groups(&gids)?)
 }
 
-pub(crate) fn fsconfig_create(fs: &OwnedFd) -> io::Result<()> {
-    check_long(unsafe {
-        libc::syscall(
-            libc::SYS_fsconfig,
-            fs.as_raw_fd(),
-            FSCONFIG_CMD_CREATE,
-            std::ptr::null::<libc::c_char>(),
-            std::ptr::null::<libc::c_char>(),
-            0,
-        )
-    })?;
-    Ok(())
+/// Sets the real, effective and saved gid (of the only thread, see [`set_groups`]).
+pub(crate) fn set_gid(gid: u32) -> io::Result<()> {
+    let gid = rustix::fs::Gid::from_raw(gid);
+    Ok(rustix::thread::set_thread_res_gid(gid, gid, gid)?)
 }
 
-pub(crate) fn fsmount(fs: &OwnedFd) -> io::Result<OwnedFd> {
-    let fd = check_long(unsafe { libc::syscall(libc::SYS_fsmount, fs.as_raw_fd(), 1 as libc::c_uint, 0) })?;
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+/// Sets the real, effective and saved uid (of the only thread, see [`set_groups`]).
+pub(crate) fn set_uid(uid: u32) -> io::Result<()> {
+    let uid = rustix::fs::Uid::from_raw(uid);
+    Ok(rustix::thread::set_thread_res_uid(uid, uid, uid)?)
 }
 
-pub(crate) fn move_mount_to(mnt: &OwnedFd, target: &CStr) -> io::Result<()> {
-    check_long(unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            mnt.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            libc::MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    })?;
-    Ok(())
+/// Drops capability `cap` from the bounding set; `Ok(false)` when the
+/// kernel knows no such capability.
+pub(crate) fn drop_from_bounding_set(cap: u32) -> io::Result<bool> {
+    let set = rustix::thread::CapabilitySet::from_bits_retain(1 << cap);
+    match rustix::thread::remove_capability_from_bounding_set(set) {
+        Ok(()) => Ok(true),
+        Err(Errno::INVAL) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
 }
 
-/// Opens `rel` beneath `root`, resolving symlinks as if `root` were `/`.
-pub(crate) fn open_in_root(root: &Path, rel: &str) -> io::Result<std::fs::File> {
-    let root_dir = std::fs::File::open(root)?;
-    let rel = cstr(rel.trim_start_matches('/'))?;
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_RDONLY | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    let fd = check_long(unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root_dir.as_raw_fd(),
-            rel.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    })?;
-    Ok(unsafe { std::fs::File::from_raw_fd(fd as RawFd) })
+/// Empties the ambient capability set.
+pub(crate) fn clear_ambient_capabilities() -> io::Result<()> {
+    Ok(rustix::thread::clear_ambient_capability_set()?)
 }
 
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
+/// The permitted capability set of the calling thread, as a bit mask.
+pub(crate) fn permitted_capabilities() -> io::Result<u64> {
+    Ok(rustix::thread::capabilities(None)?.permitted.bits())
 }
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
 /// Sets effective and permitted to `mask`, inheritable to empty.
-pub(crate) fn capset(mask: u64) -> io::Result<()> {
-    let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
-    let low = mask as u32;
-    let high = (mask >> 32) as u32;
-    let data = [
-        CapData { effective: low, permitted: low, inheritable: 0 },
-        CapData { effective: high, permitted: high, inheritable: 0 },
-    ];
-    check_long(unsafe { libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) })?;
-    Ok(())
+pub(crate) fn set_capabilities(mask: u64) -> io::Result<()> {
+    use rustix::thread::{CapabilitySet, CapabilitySets};
+    let set = CapabilitySet::from_bits_retain(mask);
+    let sets = CapabilitySets { effective: set, permitted: set, inheritable: CapabilitySet::empty() };
+    Ok(rustix::thread::set_capabilities(None, sets)?)
 }
 
-/// The permitted set of the calling thread.
-pub(crate) fn cap_permitted() -> io::Result<u64> {
-    let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
-    let mut data = [CapData::default(); 2];
-    check_long(unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) })?;
-    Ok(data[0].permitted as u64 | ((data[1].permitted as u64) << 32))
+/// Sets no_new_privs: exec can no longer grant privileges.
+pub(crate) fn set_no_new_privs() -> io::Result<()> {
+    Ok(rustix::thread::set_no_new_privs(true)?)
+}
+
+// --- Files and mounts --------------------------------------------------------
+
+/// Changes the working directory.
+pub(crate) fn chdir(path: &Path) -> io::Result<()> {
+    Ok(rustix::process::chdir(path)?)
+}
+
+/// Gives `path` (following symlinks) to `uid` and `gid`.
+pub(crate) fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    let (uid, gid) = (rustix::fs::Uid::from_raw(uid), rustix::fs::Gid::from_raw(gid));
+    Ok(rustix::fs::chown(path, Some(uid), Some(gid))?)
+}
+
+/// Makes every mount below `/` private, recursively: nothing mounted from
+/// now on propagates to the host, and no host mount event reaches here.
+pub(crate) fn make_mounts_private() -> io::Result<()> {
+    use rustix::mount::MountPropagationFlags;
+    Ok(rustix::mount::mount_change("/", MountPropagationFlags::REC | MountPropagationFlags::PRIVATE)?)
+}
+
+/// Mounts a new filesystem of type `fstype` (also its source) on `target`.
+pub(crate) fn mount(fstype: &str, target: &Path, flags: MountFlags, data: &str) -> io::Result<()> {
+    let data = cstr(data)?;
+    Ok(rustix::mount::mount(fstype, target, fstype, flags, data.as_c_str())?)
+}
+
+/// Binds `source` onto `target`, with the mounts below it when `recursive`.
+pub(crate) fn bind(source: &Path, target: &Path, recursive: bool) -> io::Result<()> {
+    if recursive {
+        Ok(rustix::mount::mount_bind_recursive(source, target)?)
+    } else {
+        Ok(rustix::mount::mount_bind(source, target)?)
+    }
+}
+
+/// Remounts the bind mount at `target` with `flags`.
+pub(crate) fn remount_bind(target: &Path, flags: MountFlags) -> io::Result<()> {
+    Ok(rustix::mount::mount_remount(target, MountFlags::BIND | flags, "")?)
+}
+
+/// The flags of the mount at `target` that a remount must keep: in a user
+/// namespace the kernel locks nosuid, nodev, noexec and the atime flags.
+pub(crate) fn locked_mount_flags(target: &Path) -> io::Result<MountFlags> {
+    let flags = rustix::fs::statvfs(target)?.f_flag;
+    let mut locked = MountFlags::empty();
+    for (st, ms) in [
+        (StatVfsMountFlags::NOSUID, MountFlags::NOSUID),
+        (StatVfsMountFlags::NODEV, MountFlags::NODEV),
+        (StatVfsMountFlags::NOEXEC, MountFlags::NOEXEC),
+        (StatVfsMountFlags::NOATIME, MountFlags::NOATIME),
+        (StatVfsMountFlags::NODIRATIME, MountFlags::NODIRATIME),
+        (StatVfsMountFlags::RELATIME, MountFlags::RELATIME),
+    ] {
+        if flags.contains(st) {
+            locked |= ms;
+        }
+    }
+    Ok(locked)
+}
+
+/// Detaches the mount at `target` (lazily, as `umount -l`).
+pub(crate) fn unmount_detach(target: &Path) -> io::Result<()> {
+    Ok(rustix::mount::unmount(target, rustix::mount::UnmountFlags::DETACH)?)
+}
+
+/// `pivot_root(new_root, put_old)`.
+pub(crate) fn pivot_root(new_root: &Path, put_old: &Path) -> io::Result<()> {
+    Ok(rustix::process::pivot_root(new_root, put_old)?)
+}
+
+/// The size of a memory page, which bounds `mount(2)` option strings.
+pub(crate) fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
+/// Why a mount with the new mount API failed.
+pub(crate) enum FsconfigError {
+    /// `fsopen` failed: the kernel may not have the new mount API (ENOSYS).
+    Open(io::Error),
+    /// Parameter `index` was refused.
+    Parameter { index: usize, error: io::Error },
+    /// Creating or attaching the filesystem failed, at this step.
+    Mount { step: &'static str, error: io::Error },
+}
+
+/// Mounts a `fstype` filesystem on `target` with the new mount API:
+/// fsopen, one fsconfig per parameter (a string value, or a flag when
+/// `None`), create, fsmount and move_mount. No option-string size limit.
+pub(crate) fn mount_with_fsconfig(
+    fstype: &str,
+    parameters: &[(String, Option<String>)],
+    target: &Path,
+) -> Result<(), FsconfigError> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags};
+    let fs = rustix::mount::fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(|e| FsconfigError::Open(e.into()))?;
+    for (index, (key, value)) in parameters.iter().enumerate() {
+        let set = match value {
+            Some(value) => rustix::mount::fsconfig_set_string(&fs, key.as_str(), value.as_str()),
+            None => rustix::mount::fsconfig_set_flag(&fs, key.as_str()),
+        };
+        set.map_err(|e| FsconfigError::Parameter { index, error: e.into() })?;
+    }
+    let at = |step| move |e: Errno| FsconfigError::Mount { step, error: e.into() };
+    rustix::mount::fsconfig_create(&fs).map_err(at("create"))?;
+    let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+        .map_err(at("fsmount"))?;
+    rustix::mount::move_mount(&mnt, "", rustix::fs::CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+        .map_err(at("attach"))
+}
+
+/// Opens `rel` beneath `root` for reading, resolving symlinks as if `root`
+/// were `/`.
+pub(crate) fn open_in_root(root: &Path, rel: &str) -> io::Result<std::fs::File> {
+    let root_dir = std::fs::File::open(root)?;
+    let fd = rustix::fs::openat2(
+        &root_dir,
+        rel.trim_start_matches('/'),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )?;
+    Ok(std::fs::File::from(fd))
 }
 
 /// Opens directory `rel` beneath `base` without following any symlink.
 pub(crate) fn open_dir_beneath(base: &Path, rel: &Path) -> io::Result<OwnedFd> {
     let base_dir = std::fs::File::open(base)?;
-    let rel = if rel.as_os_str().is_empty() { cpath(Path::new("."))? } else { cpath(rel)? };
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS;
-    let fd = check_long(unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            base_dir.as_raw_fd(),
-            rel.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    })?;
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    Ok(rustix::fs::openat2(
+        &base_dir,
+        rel,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+    )?)
+}
+
+/// Removes `name` in `dir` if it is a directory or an empty regular file,
+/// never following a symlink; anything else stays.
+pub(crate) fn remove_empty_at(dir: impl AsFd, name: &Path) -> io::Result<()> {
+    use rustix::fs::FileType;
+    let stat = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    let flags = match FileType::from_raw_mode(stat.st_mode) {
+        FileType::Directory => AtFlags::REMOVEDIR,
+        FileType::RegularFile if stat.st_size == 0 => AtFlags::empty(),
+        _ => return Ok(()),
+    };
+    Ok(rustix::fs::unlinkat(&dir, name, flags)?)
+}
+
+/// Brings up `lo` in this network namespace. rustix has no interface-flags
+/// call, so this is the classic SIOCGIFFLAGS/SIOCSIFFLAGS ioctl pair.
+pub(crate) fn loopback_up() -> io::Result<()> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let sock = rustix::net::socket_with(AddressFamily::INET, SocketType::DGRAM, SocketFlags::CLOEXEC, None)?;
+    // SAFETY: an all-zero ifreq is a valid value of the plain C struct.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: both ioctls read and write the live `ifr` the request expects
+    // (an ifreq naming the interface); ifru_flags is the union member these
+    // requests use.
+    let r = unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+            -1
+        } else {
+            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &mut ifr)
+        }
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }

@@ -1,21 +1,21 @@
 //! Work on files as the root of a user namespace with the rootless mapping.
 //!
-//! A rootless RUN can leave files owned by subordinate ids, with modes that
-//! shut out their owner's owner: `mkdir /d && chown 1000 /d && chmod 700
-//! /d`. The unprivileged caller can neither read nor remove them; the root
-//! of a user namespace that maps those ids can, as it can in the sandbox.
-//! [`as_namespace_root`] forks a child into such a namespace (the same maps
-//! as a rootless sandbox) to do that work. The namespace is made once per
-//! process (its maps cost two runs of the setuid helpers) and kept alive by
-//! a descriptor; each child joins it with `setns`, which its creator's uid
-//! may do without privilege.
+//! - Why: a rootless RUN can leave files owned by subordinate ids that shut out
+//!   their owner's owner (`mkdir /d && chown 1000 /d && chmod 700 /d`); the
+//!   unprivileged caller can neither read nor remove them, the namespace's root can.
+//! - [`as_namespace_root`] forks a child into such a namespace (a rootless
+//!   sandbox's maps) to do that work.
+//! - The namespace is made once per process (its maps cost two runs of the
+//!   setuid helpers) and kept by a descriptor; each child joins it with `setns`,
+//!   which its creator's uid may do without privilege.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Mutex;
 
-use super::idmap::IdMaps;
-use super::sys;
+use super::sys::{self, Forked, ForkedChild, Pid, UnshareFlags};
+use super::userns;
+use crate::idmap::IdMap;
 
 /// The user namespace the helpers join, once made.
 static NAMESPACE: Mutex<Option<OwnedFd>> = Mutex::new(None);
@@ -35,24 +35,24 @@ pub fn as_namespace_root(
     let namespace = namespace()?;
     let (data_r, data_w) = sys::pipe()?;
     let (reply_r, reply_w) = sys::pipe()?;
-    let parent_pid = unsafe { libc::getpid() };
-    // SAFETY: the child leaves only through _exit and never unwinds into
-    // the caller's frames.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if pid == 0 {
-        drop((data_r, reply_r));
-        child(parent_pid, namespace.as_raw_fd(), data_w, reply_w, work);
-    }
+    let parent_pid = sys::getpid();
+    // SAFETY: the child leaves only through exit_now (a panic in `work` is
+    // caught) and never unwinds into the caller's frames; `work` takes no
+    // lock, as this function's contract says.
+    let pid = match unsafe { sys::fork() }? {
+        Forked::Child(child) => {
+            drop((data_r, reply_r));
+            work_as_root(child, parent_pid, namespace, data_w, reply_w, work)
+        }
+        Forked::Parent(pid) => pid,
+    };
     drop((data_w, reply_w, namespace));
     let result = collect(&data_r, &reply_r, &mut read);
     drop((data_r, reply_r));
-    let status = wait(pid)?;
+    let ended = sys::wait_for(pid)?;
     match result? {
         Some(verdict) => Ok(verdict),
-        None => Err(io::Error::other(format!("the user-namespace helper died (wait status {status})"))),
+        None => Err(io::Error::other(format!("the user-namespace helper died ({ended})"))),
     }
 }
 
@@ -71,68 +71,51 @@ pub(crate) fn namespace() -> io::Result<OwnedFd> {
     if let Some(fd) = kept.as_ref() {
         return fd.try_clone();
     }
-    let maps = IdMaps::for_current_user();
+    let map = IdMap::rootless();
     let (parent_end, child_end) = sys::socketpair()?;
-    let parent_pid = unsafe { libc::getpid() };
-    // SAFETY: the child makes only raw system calls and leaves with _exit.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if pid == 0 {
-        // The parent's end closes here, so that the parent's close is EOF.
-        drop(parent_end);
-        unsafe {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            if libc::getppid() != parent_pid {
-                libc::_exit(1);
-            }
+    let parent_pid = sys::getpid();
+    // SAFETY: the child makes only system calls and leaves with exit_now.
+    let pid = match unsafe { sys::fork() }? {
+        Forked::Child(_) => {
+            // The parent's end closes here, so that the parent's close is EOF.
+            drop(parent_end);
+            sys::die_with_parent(parent_pid);
+            let mut byte = [0u8; 1];
+            // Unshared, told the parent, and held until the parent is done.
+            let code = if sys::unshare(UnshareFlags::NEWUSER).is_ok() && sys::write(&child_end, b"1").is_ok()
+            {
+                let _ = sys::read(&child_end, &mut byte);
+                0
+            } else {
+                1
+            };
+            sys::exit_now(code)
         }
-        let end = child_end.as_raw_fd();
-        let mut byte = [0u8; 1];
-        // Unshared, told the parent, and held until the parent is done.
-        let code = if sys::unshare(libc::CLONE_NEWUSER).is_ok() && sys::write(end, b"1").is_ok() {
-            let _ = sys::read(end, &mut byte);
-            0
-        } else {
-            1
-        };
-        unsafe { libc::_exit(code) };
-    }
+        Forked::Parent(pid) => pid,
+    };
     drop(child_end);
     let made = (|| {
         let mut byte = [0u8; 1];
-        if sys::read(parent_end.as_raw_fd(), &mut byte)? != 1 {
+        if sys::read(&parent_end, &mut byte)? != 1 {
             return Err(io::Error::other(
                 "cannot make a user namespace (unprivileged user namespaces may be disabled: see \
                  /proc/sys/user/max_user_namespaces, kernel.unprivileged_userns_clone, \
                  kernel.apparmor_restrict_unprivileged_userns)",
             ));
         }
-        maps.apply(pid).map_err(|e| io::Error::other(format!("cannot write the id maps: {e}")))?;
-        let path = format!("/proc/{pid}/ns/user");
+        userns::write_maps(&map, pid.as_raw_pid())
+            .map_err(|e| io::Error::other(format!("cannot write the id maps: {e}")))?;
+        let path = format!("/proc/{}/ns/user", pid.as_raw_pid());
         let file =
             std::fs::File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
         Ok(OwnedFd::from(file))
     })();
     drop(parent_end);
-    wait(pid)?;
+    sys::wait_for(pid)?;
     let fd = made?;
     let copy = fd.try_clone()?;
     *kept = Some(fd);
     Ok(copy)
-}
-
-/// Waits for `pid`, returning its wait status.
-fn wait(pid: libc::pid_t) -> io::Result<libc::c_int> {
-    let mut status = 0;
-    while unsafe { libc::waitpid(pid, &mut status, 0) } < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
-        }
-    }
-    Ok(status)
 }
 
 /// The parent's side: pass the child's bytes on, then read its verdict
@@ -145,7 +128,7 @@ fn collect(
     let mut buf = vec![0u8; 1 << 16];
     let mut failed = None;
     loop {
-        let n = sys::read(data.as_raw_fd(), &mut buf)?;
+        let n = sys::read(data, &mut buf)?;
         if n == 0 {
             break;
         }
@@ -161,7 +144,7 @@ fn collect(
     }
     let mut verdict = Vec::new();
     loop {
-        let n = sys::read(reply.as_raw_fd(), &mut buf)?;
+        let n = sys::read(reply, &mut buf)?;
         if n == 0 {
             break;
         }
@@ -174,28 +157,26 @@ fn collect(
     })
 }
 
-fn child(
-    parent_pid: libc::pid_t,
-    namespace: RawFd,
+/// The child of [`as_namespace_root`]: joins the namespace, runs `work`
+/// and sends its verdict.
+fn work_as_root(
+    child: ForkedChild,
+    parent_pid: Pid,
+    namespace: OwnedFd,
     data: OwnedFd,
     reply: OwnedFd,
     work: impl FnOnce(&mut dyn io::Write) -> Result<Vec<u8>, String>,
 ) -> ! {
-    unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        if libc::getppid() != parent_pid {
-            libc::_exit(1);
-        }
-    }
+    sys::die_with_parent(parent_pid);
     // Descriptors other threads opened (other sandboxes' pipes) must not
     // stay open here and delay their EOF.
-    let mut keep = vec![0, 1, 2, namespace, data.as_raw_fd(), reply.as_raw_fd()];
+    let mut keep = vec![0, 1, 2, namespace.as_raw_fd(), data.as_raw_fd(), reply.as_raw_fd()];
     keep.sort_unstable();
-    sys::close_all_except(&keep);
-    if sys::setns(namespace, libc::CLONE_NEWUSER).is_err() {
-        unsafe { libc::_exit(1) };
+    child.close_all_except(&keep);
+    if sys::join_user_namespace(&namespace).is_err() {
+        sys::exit_now(1);
     }
-    unsafe { libc::close(namespace) };
+    drop(namespace);
     let verdict = {
         let mut out = std::fs::File::from(data);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&mut out)));
@@ -206,6 +187,6 @@ fn child(
             Err(_) => b"-the user-namespace helper panicked".to_vec(),
         }
     };
-    let code = if sys::write_all(reply.as_raw_fd(), &verdict).is_ok() { 0 } else { 1 };
-    unsafe { libc::_exit(code) }
+    let code = if sys::write_all(&reply, &verdict).is_ok() { 0 } else { 1 };
+    sys::exit_now(code)
 }

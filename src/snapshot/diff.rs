@@ -1,26 +1,23 @@
 //! Changes to a working root, written as a layer.
 //!
-//! Overlay: the upper dir is the change. A 0/0 character device is a
-//! whiteout, a directory marked opaque becomes its entry plus
-//! `.wh..wh..opq`, everything else is an entry as it is.
-//!
-//! Copy: each path is compared with what the copy recorded. A path is new
-//! if nothing was recorded there, replaced if its inode (or, for a
-//! directory, inode generation) differs, changed if its type, mode,
-//! owner, size, link target, device, xattrs or mtime (to the nanosecond)
-//! differ. A regular file whose metadata all match but whose ctime moved
-//! has had something done to it: its bytes are compared with the layer
-//! file it was copied from, which catches a rewrite that restored size and
-//! mtime (the copy waits for the clock to pass every recorded ctime, so a
-//! later change cannot keep the ctime). A replaced directory is opaque and
-//! everything in it is new; a recorded path that is gone is a whiteout
-//! unless its parent went or was replaced too. Parents of every change are
-//! included, with their current metadata, as Docker does; both
-//! snapshotters thus give the same layer for the same change.
-//!
-//! Known difference: overlayfs without `index` copies up one name of a
-//! lower hardlink pair alone, while the copy snapshotter sees the shared
-//! inode change under every name (and writes them as a hardlink pair).
+//! - Overlay: the upper dir is the change. A 0/0 character device is a
+//!   whiteout, a directory marked opaque becomes its entry plus `.wh..wh..opq`,
+//!   everything else is an entry as it is.
+//! - Copy: each path is compared with what the copy recorded. New if nothing
+//!   was recorded there; replaced if its inode (for a directory, inode
+//!   generation) differs; changed if type, mode, owner, size, link target,
+//!   device, xattrs or mtime (to the nanosecond) differ.
+//! - Copy: a regular file whose metadata match but whose ctime moved has its
+//!   bytes compared with the layer file it was copied from, which catches a
+//!   rewrite that restored size and mtime (the copy waits for the clock to pass
+//!   every recorded ctime, so a later change cannot keep the ctime).
+//! - Copy: a replaced directory is opaque and all in it new; a recorded path
+//!   that is gone is a whiteout unless its parent went or was replaced too.
+//! - Parents of every change are included with their current metadata, as
+//!   Docker does; both snapshotters thus give the same layer for the same change.
+//! - Known difference: overlayfs without `index` copies up one name of a lower
+//!   hardlink pair alone, while the copy snapshotter sees the shared inode
+//!   change under every name (and writes them as a hardlink pair).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
@@ -30,7 +27,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::lower::{RecordedState, dir_generation, is_opaque, is_whiteout, open_readable};
-use super::{IdMap, SnapshotError, io_error};
+use super::{SnapshotError, io_error};
+use crate::idmap::IdMap;
 use crate::layer::{Compression, Entry, EntryKind, LayerSummary, LayerWriter};
 
 /// Paths left out of a diff, with everything beneath them.

@@ -1,8 +1,9 @@
-//! The merged view of a stack of layer dirs, as overlayfs shows it: a name
-//! comes from the topmost layer holding it, a whiteout hides it, an opaque
-//! directory hides what lower layers hold beneath it. The copy snapshotter
-//! materialises that view; unpacking consults it for what a layer refers
-//! to but does not hold.
+//! The merged view of a stack of layer dirs, as overlayfs shows it.
+//!
+//! - A name comes from the topmost layer holding it, a whiteout hides it, an
+//!   opaque directory hides what lower layers hold beneath it.
+//! - The copy snapshotter materialises that view (reflinks where it can);
+//!   unpacking consults it for what a layer refers to but does not hold.
 
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::{OsStr, OsString};
@@ -85,14 +86,16 @@ pub(crate) type RecordedState = HashMap<PathBuf, Recorded>;
 /// The generation of the directory at `path`, or 0.
 pub(crate) fn dir_generation(path: &Path) -> u32 {
     let Ok(dir) = File::open(path) else { return 0 };
-    let mut generation: libc::c_int = 0;
-    // SAFETY: FS_IOC_GETVERSION writes one int through the pointer.
+    // The ioctl number declares a long, filesystems write an int: a long
+    // holds either, and the low bits are the generation.
+    let mut generation: libc::c_long = 0;
+    // SAFETY: FS_IOC_GETVERSION writes at most a long through the pointer,
+    // which points at a live, writable long; rustix has no such call.
     let ok = unsafe { libc::ioctl(dir.as_raw_fd(), FS_IOC_GETVERSION, &mut generation) } == 0;
     if ok { generation as u32 } else { 0 }
 }
 
 const FS_IOC_GETVERSION: libc::c_ulong = 0x8008_7601;
-const FICLONE: libc::c_ulong = 0x4004_9409;
 
 /// Copies the merged view of `layers` (bottom first) into the empty
 /// directory `dest` and records the state of every copy.
@@ -251,8 +254,7 @@ impl Copier<'_> {
 pub(crate) fn copy_contents(source: &Path, dest: &Path) -> io::Result<()> {
     let mut from = open_readable(source)?;
     let mut to = fs::OpenOptions::new().write(true).create_new(true).open(dest)?;
-    // SAFETY: FICLONE takes the source descriptor as its argument.
-    if unsafe { libc::ioctl(to.as_raw_fd(), FICLONE, from.as_raw_fd()) } == 0 {
+    if rustix::fs::ioctl_ficlone(&to, &from).is_ok() {
         return Ok(());
     }
     io::copy(&mut from, &mut to)?;
@@ -271,7 +273,7 @@ pub(crate) fn open_readable(path: &Path) -> io::Result<File> {
         other => return Ok(File::from(other?)),
     }
     let metadata = fs::symlink_metadata(path)?;
-    if !metadata.is_file() || metadata.uid() != rustix::process::geteuid().as_raw() {
+    if !metadata.is_file() || metadata.uid() != crate::idmap::effective_uid() {
         return Err(rustix::io::Errno::ACCESS.into());
     }
     let mode = metadata.mode() & 0o7777;

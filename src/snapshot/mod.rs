@@ -1,44 +1,40 @@
-//! Snapshots: the root filesystems builds and runs work in. [`Snapshots`]
-//! unpacks each base layer once, with the safe extractor
-//! [`layer::extract`](crate::layer::extract), into a directory of its own
-//! under `<store>/snapshots/sha256/<chain id>` ([`chain_ids`], as OCI
-//! defines them), shared by every build and run. A layer directory holds
-//! only that layer's files, overlayfs style: a whiteout is a 0/0 character
-//! device and an opaque directory carries `trusted.overlay.opaque=y`
-//! (`user.overlay.opaque=y` when unpacked rootless, for a `userxattr`
-//! mount), so a stack of them serves as overlay lower dirs. Unpacking goes
-//! to a temporary directory renamed into place under a per-layer lock, so a
-//! crash never leaves a half-unpacked layer that looks complete, and
-//! concurrent processes wait for each other. [`Snapshots::prepare`] gives a
-//! [`WorkingRoot`] in `snapshots/work/<id>/`: with [`Snapshotter::Overlay`]
-//! a fresh upper and work dir and a [`RootDescription`] the sandbox mounts
-//! in its own mount namespace (this module never mounts anything; the
-//! mount must keep `metacopy=off` and `redirect_dir=nofollow`, see
-//! [`RootDescription::overlay_options`]); with [`Snapshotter::Copy`], for
-//! kernels or filesystems where overlay cannot be mounted, a directory
-//! holding the merged lower layers, copied (reflinked where possible), with
-//! the state of every path recorded. [`WorkingRoot::diff`] turns the
-//! changes into a layer with OCI whiteouts through
-//! [`LayerWriter`](crate::layer::LayerWriter); both snapshotters give the
-//! byte-identical layer for the same change. [`WorkingRoot::release`] (or
-//! drop) removes the working dir; one left by a killed process is removed
-//! by the next [`Snapshots::open`], which tells live from dead by a lock
-//! held while in use. Which snapshotter: `HOIST_SNAPSHOTTER=overlay|copy`,
-//! else [`overlay_supported`] probes with a test mount in a child process.
-//! Ids: as root, unpacking keeps the owners a layer records (or remaps them
-//! by an [`IdMap`]) and the diff translates on-disk owners back through it.
-//! Rootless, the unpacking, the copy snapshotter's copy, the diff and
-//! removals run as the root of a user namespace with a rootless sandbox's
-//! maps ([`crate::sandbox::as_namespace_root`]): a layer's ids within the
-//! subordinate ranges are kept (on disk as the host ids they map to), the
-//! diff reads owners as the container saw them, and what a process locked
-//! away is still readable and removable. Without subordinate ids, files
-//! are the caller's (uid 0 inside); without user namespaces at all,
-//! unpacking falls back to that in this process. A store's layer dirs are
-//! unpacked with one mapping (the store is per user), since they are keyed
-//! by chain ID alone.
-//! Many layers do not fit the `lowerdir=` option string; the sandbox
-//! passes them with `fsconfig` (`lowerdir+`), top first as listed.
+//! Snapshots: the root filesystems builds and runs work in.
+//!
+//! - [`Snapshots`] unpacks each base layer once, with the safe
+//!   [`layer::extract`](crate::layer::extract), into
+//!   `<store>/snapshots/sha256/<chain id>` ([`chain_ids`], as OCI defines them),
+//!   shared by every build and run.
+//! - A layer dir holds only its layer's files, overlayfs style: a whiteout is a
+//!   0/0 character device, an opaque directory carries `trusted.overlay.opaque=y`
+//!   (`user.overlay.opaque=y` unpacked rootless, for a `userxattr` mount).
+//! - Unpacking goes to a temporary dir renamed into place under a per-layer
+//!   lock: a crash never leaves a half-unpacked layer that looks complete, and
+//!   concurrent processes wait for each other.
+//! - [`Snapshots::prepare`] gives a [`WorkingRoot`] in `snapshots/work/<id>/`:
+//!   [`Snapshotter::Overlay`] a fresh upper and work dir and a [`RootDescription`]
+//!   the sandbox mounts (never this module; `metacopy=off`,
+//!   `redirect_dir=nofollow`, see [`RootDescription::overlay_options`]);
+//!   [`Snapshotter::Copy`], where overlay cannot be mounted, a copy (reflinked
+//!   where possible) of the merged layers with every path's state recorded.
+//! - [`WorkingRoot::diff`] writes the changes as a layer with OCI whiteouts
+//!   through [`LayerWriter`](crate::layer::LayerWriter); both snapshotters give
+//!   the byte-identical layer for the same change.
+//! - [`WorkingRoot::release`] (or drop) removes the working dir; a killed
+//!   process's is removed by the next [`Snapshots::open`], which tells live from
+//!   dead by a lock held while in use.
+//! - Which snapshotter: `HOIST_SNAPSHOTTER=overlay|copy`, else
+//!   [`overlay_supported`] probes with a test mount in a child process.
+//! - Ids as root: unpacking keeps a layer's owners (or remaps them by an
+//!   [`IdMap`]) and the diff translates them back.
+//! - Ids rootless: unpacking, copying, diffing and removing run as root of a
+//!   user namespace with a rootless sandbox's maps
+//!   ([`crate::sandbox::as_namespace_root`]): ids within the subordinate ranges
+//!   are kept, the diff reads owners as the container saw them. Without
+//!   subordinate ids files are the caller's (uid 0 inside); without user
+//!   namespaces unpacking does that in this process. A store is per user, so
+//!   its layer dirs, keyed by chain ID alone, have one mapping.
+//! - Many layers do not fit the `lowerdir=` option string; the sandbox
+//!   passes them with `fsconfig` (`lowerdir+`), top first as listed.
 
 mod diff;
 mod lower;
@@ -55,12 +51,16 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Mutex;
 
-use crate::layer::{Digest, IdMapping, LayerError};
+use crate::idmap::IdMap;
+use crate::layer::{Digest, LayerError};
 use crate::store::{Image, Store, StoreError};
 
+/// The components of a container path from `/`; kept under this name for
+/// COPY's callers ([`crate::paths::rooted_components`]).
+pub use crate::paths::rooted_components as components;
 pub use probe::overlay_supported;
 pub use unpack::namespace_ownership;
-pub use view::{Found, MergedView, components};
+pub use view::{Found, MergedView};
 pub use working::remove_tree;
 pub use working::{RootDescription, WorkingRoot};
 
@@ -128,38 +128,6 @@ impl FromStr for Snapshotter {
             _ => Err(SnapshotError::UnknownSnapshotter { value: value.to_owned() }),
         }
     }
-}
-
-/// Container ids to host ids, as a user namespace maps them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct IdMap {
-    pub uids: Vec<IdMapping>,
-    pub gids: Vec<IdMapping>,
-}
-
-/// What the kernel shows for a host id a user namespace does not map.
-const OVERFLOW_ID: u64 = 65534;
-
-impl IdMap {
-    /// The uid the container sees for a file owned by `host` on disk.
-    pub fn container_uid(&self, host: u64) -> u64 {
-        to_container(&self.uids, host)
-    }
-
-    /// The gid the container sees for a file owned by `host` on disk.
-    pub fn container_gid(&self, host: u64) -> u64 {
-        to_container(&self.gids, host)
-    }
-}
-
-fn to_container(mappings: &[IdMapping], host: u64) -> u64 {
-    mappings
-        .iter()
-        .find_map(|m| {
-            let offset = host.checked_sub(m.host_id.into())?;
-            (offset < u64::from(m.size)).then(|| u64::from(m.container_id) + offset)
-        })
-        .unwrap_or(OVERFLOW_ID)
 }
 
 /// A layer as a snapshot needs it: the blob in the store and the digest of
@@ -356,16 +324,11 @@ fn snapshots_dir(store: &Store) -> Result<PathBuf, SnapshotError> {
     Ok(dir)
 }
 
-/// Whether this process runs as root (outside any id mapping we know of).
-fn running_as_root() -> bool {
-    rustix::process::geteuid().is_root()
-}
-
 /// The xattr that marks an opaque directory for the overlay mounts this
 /// process would make: `trusted.*` needs root, a rootless (`userxattr`)
 /// mount reads `user.*`.
 fn opaque_xattr() -> &'static str {
-    if running_as_root() { "trusted.overlay.opaque" } else { "user.overlay.opaque" }
+    if !crate::idmap::rootless() { "trusted.overlay.opaque" } else { "user.overlay.opaque" }
 }
 
 #[cfg(test)]
@@ -386,17 +349,6 @@ mod tests {
         let ids = chain_ids(&[digest(1), digest(2)]);
         let expected = Digest::sha256(format!("{} {}", digest(1), digest(2)).as_bytes());
         assert_eq!(ids[1], expected);
-    }
-
-    #[test]
-    fn unmapped_host_ids_become_the_overflow_id() {
-        let map = IdMap {
-            uids: vec![IdMapping { container_id: 0, host_id: 1000, size: 1 }],
-            gids: vec![IdMapping { container_id: 1, host_id: 100_000, size: 65536 }],
-        };
-        assert_eq!(map.container_uid(1000), 0);
-        assert_eq!(map.container_uid(0), OVERFLOW_ID);
-        assert_eq!(map.container_gid(100_004), 5);
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! Unpacking one layer into its layer dir. `layer::extract` applies
-//! whiteouts by deleting what lower layers hold, which an empty directory
-//! does not: so the layer is first read for its whiteouts, opaque
-//! markers, overlay xattrs and hardlinks into lower layers, then
-//! extracted, then the whiteouts become 0/0 character devices and the
-//! opaque directories get their xattr.
+//! Unpacking one layer into its layer dir.
+//!
+//! - `layer::extract` applies whiteouts by deleting what lower layers hold,
+//!   which an empty directory does not: so the layer is first read for its
+//!   whiteouts, opaque markers, overlay xattrs and hardlinks into lower layers.
+//! - Then it is extracted, the whiteouts become 0/0 character devices and the
+//!   opaque directories get their xattr.
+//! - Member names follow [`crate::paths::confined`], as extraction does.
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -17,8 +19,10 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, CWD, FileType, Mode, Timespec, Timestamps, XattrFlags};
 
 use super::lower::{self, copy_contents, copy_metadata};
-use super::{LayerBlob, SnapshotError, Snapshots, io_error, opaque_xattr, running_as_root, working};
-use crate::layer::{Decoder, Digest, ExtractOptions, IdMapping, LayerError, Ownership, XattrPolicy, extract};
+use super::{LayerBlob, SnapshotError, Snapshots, io_error, opaque_xattr, working};
+use crate::idmap::IdMap;
+use crate::layer::{Decoder, Digest, ExtractOptions, LayerError, Ownership, XattrPolicy, extract};
+use crate::paths;
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const OPAQUE_WHITEOUT: &[u8] = b".wh..wh..opq";
@@ -51,9 +55,9 @@ pub(super) fn unpack_layer(
         rustix::fs::syncfs(dir_fd.as_fd()).map_err(|e| io_error(&partial)(e.into()))?;
         fs::rename(&partial, dir).map_err(io_error(dir))
     };
-    let filled = if running_as_root() {
+    let filled = if !crate::idmap::rootless() {
         let ownership = match &snapshots.id_map {
-            Some(map) => Ownership::Remap { uids: map.uids.clone(), gids: map.gids.clone() },
+            Some(map) => Ownership::Remap(map.clone()),
             None => Ownership::Preserve,
         };
         publish(ownership, opaque_xattr())
@@ -97,17 +101,11 @@ const ROOTLESS_OPAQUE: &str = "user.overlay.opaque";
 /// is the caller's, as the container's root. Call it before entering the
 /// namespace: inside, the caller is root and has no subordinate ids.
 pub fn namespace_ownership() -> Ownership {
-    let (uids, gids) = crate::sandbox::rootless_id_mappings();
-    if uids.len() < 2 || gids.len() < 2 {
+    let map = IdMap::rootless();
+    if map.maps_only_root() {
         return Ownership::Ignore;
     }
-    let identity = |mappings: &[IdMapping]| -> Vec<IdMapping> {
-        mappings
-            .iter()
-            .map(|m| IdMapping { container_id: m.container_id, host_id: m.container_id, size: m.size })
-            .collect()
-    };
-    Ownership::Remap { uids: identity(&uids), gids: identity(&gids) }
+    Ownership::Remap(map.as_seen_inside())
 }
 
 fn fill(
@@ -177,7 +175,7 @@ impl Marks {
         for entry in archive.entries().map_err(corrupt)? {
             let mut entry = entry.map_err(corrupt)?;
             // An unclean name fails the extraction that follows; skip it here.
-            let Some(path) = clean(&entry.path_bytes()) else { continue };
+            let Some(path) = member_path(&entry.path_bytes()) else { continue };
             let base = path.file_name().map(|b| b.as_bytes()).unwrap_or_default();
             if let Some(deleted) = base.strip_prefix(WHITEOUT_PREFIX) {
                 let parent = path.parent().unwrap_or(Path::new("")).to_owned();
@@ -189,7 +187,7 @@ impl Marks {
                 continue;
             }
             if entry.header().entry_type().is_hard_link()
-                && let Some(target) = entry.link_name_bytes().and_then(|t| clean(&t))
+                && let Some(target) = entry.link_name_bytes().and_then(|t| member_path(&t))
                 && !seen.contains(&target)
             {
                 marks.links_below.push(target);
@@ -223,20 +221,11 @@ fn directories_lead_to(dest: &Path, rel: &Path) -> bool {
     })
 }
 
-/// `path` made relative, lexically, or `None` if it climbs out.
-fn clean(path: &[u8]) -> Option<PathBuf> {
-    let mut components: Vec<&[u8]> = Vec::new();
-    for component in path.split(|&b| b == b'/') {
-        match component {
-            b"" | b"." => {}
-            b".." => {
-                components.pop()?;
-            }
-            _ => components.push(component),
-        }
-    }
-    (!components.is_empty() && !path.contains(&0))
-        .then(|| PathBuf::from(OsStr::from_bytes(&components.join(&b'/'))))
+/// Where a member named `name` lands in the layer dir ([`paths::confined`]),
+/// or `None` for the root itself or a name extraction refuses.
+fn member_path(name: &[u8]) -> Option<PathBuf> {
+    let path = paths::confined(name).ok().filter(|path| !path.is_empty())?;
+    Some(PathBuf::from(OsStr::from_bytes(&path)))
 }
 
 /// Puts a 0/0 character device at `rel` unless the layer itself holds
@@ -326,10 +315,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clean_drops_leading_slash_and_refuses_escapes() {
-        assert_eq!(clean(b"/a/./b/"), Some(PathBuf::from("a/b")));
-        assert_eq!(clean(b"a/../../b"), None);
-        assert_eq!(clean(b"./"), None);
+    fn a_member_lands_at_its_confined_name() {
+        assert_eq!(member_path(b"/a/./b/"), Some(PathBuf::from("a/b")));
+    }
+
+    #[test]
+    fn an_escaping_member_or_the_root_itself_has_no_place() {
+        assert_eq!(member_path(b"a/../../b"), None);
+        assert_eq!(member_path(b"./"), None);
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! A read-only view of the filesystem a stack of unpacked layer directories
-//! makes, as overlayfs would show it, without mounting anything or copying: lookups go
-//! through the layers top first, honouring whiteouts (0/0 character devices)
-//! and opaque directories (`trusted.overlay.opaque` or `user.overlay.opaque`
-//! = `y`). COPY and ADD use it to resolve their destination (does it exist,
-//! is it a directory, does a symlink on the way lead elsewhere), to read the
-//! image's /etc/passwd and /etc/group for `--chown`, and `COPY --from` uses
-//! it to read another stage's files.
+//! A read-only view of the filesystem a stack of unpacked layer dirs makes.
+//!
+//! - As overlayfs would show it, without mounting or copying: lookups go
+//!   through the layers top first, honouring whiteouts (0/0 character devices)
+//!   and opaque directories (`trusted.overlay.opaque` or `user.overlay.opaque`).
+//! - Symlinks resolve inside the view; paths follow
+//!   [`crate::paths::rooted_components`].
+//! - COPY and ADD resolve their destination with it and read the image's
+//!   /etc/passwd and /etc/group for `--chown`; `COPY --from` reads another
+//!   stage's files through it.
 
 use std::collections::BTreeMap;
 use std::fs::{self, Metadata};
@@ -13,6 +15,7 @@ use std::io;
 use std::path::PathBuf;
 
 use super::lower::{is_opaque, is_whiteout};
+use crate::paths::rooted_components;
 
 /// How many symlinks a lookup may follow before giving up (Linux: 40).
 const MAX_SYMLINKS: usize = 40;
@@ -31,21 +34,6 @@ pub struct Found {
     pub path: String,
     pub fs_path: PathBuf,
     pub metadata: Metadata,
-}
-
-/// `/a/./b//c/../d` → `["a", "b", "d"]`, never climbing above the root.
-pub fn components(path: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            other => out.push(other.to_string()),
-        }
-    }
-    out
 }
 
 fn join(parts: &[String]) -> String {
@@ -106,7 +94,7 @@ impl MergedView {
     /// view: an absolute target starts again at the root, `..` stops at
     /// it) and in its last component when `follow_last`.
     pub fn lookup(&self, path: &str, follow_last: bool) -> io::Result<Option<Found>> {
-        let mut pending: Vec<String> = components(path);
+        let mut pending: Vec<String> = rooted_components(path);
         pending.reverse();
         let mut resolved: Vec<String> = Vec::new();
         let mut hops = 0;
@@ -152,7 +140,7 @@ impl MergedView {
     /// Resolves the directories of `path` (not its last component) and
     /// returns the path with them resolved: where a write to `path` lands.
     pub fn resolve_parent(&self, path: &str) -> io::Result<String> {
-        let mut parts = components(path);
+        let mut parts = rooted_components(path);
         let Some(last) = parts.pop() else { return Ok("/".to_string()) };
         let parent = match self.lookup(&join(&parts), true)? {
             Some(found) => found.path,
@@ -164,7 +152,7 @@ impl MergedView {
     /// The entries of directory `path` (already resolved), merged over the
     /// layers: name → (where on disk, metadata), sorted by name.
     pub fn read_dir(&self, path: &str) -> io::Result<BTreeMap<String, (PathBuf, Metadata)>> {
-        let parts = components(path);
+        let parts = rooted_components(path);
         let mut entries: BTreeMap<String, (PathBuf, Metadata)> = BTreeMap::new();
         let mut hidden: std::collections::BTreeSet<String> = Default::default();
         for layer in &self.layers {

@@ -1,10 +1,11 @@
-//! Working roots: a writable root on top of unpacked layers, in
-//! `snapshots/work/<id>/`, guarded by `snapshots/work/<id>.lock`. The lock
-//! file is made and locked before the directory and removed after it, so
-//! a directory whose lock nobody holds (or that has no lock file) belongs
-//! to a process that died. Making a lock file and locking it are two
-//! steps; `snapshots/work.lock` is held shared across them and exclusive
-//! by a sweep, so a sweep never takes a lock file just made for a dead one.
+//! Working roots: a writable root on top of unpacked layers, in `snapshots/work/<id>/`.
+//!
+//! - Guarded by `snapshots/work/<id>.lock`, made and locked before the
+//!   directory and removed after it: a directory whose lock nobody holds (or
+//!   that has none) belongs to a process that died.
+//! - Making a lock file and locking it are two steps; `snapshots/work.lock` is
+//!   held shared across them and exclusive by a sweep, so a sweep never
+//!   mistakes a lock file just made, not yet locked, for a dead process's.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -16,7 +17,8 @@ use std::{io, thread};
 
 use super::lower::{self, RecordedState};
 use super::recorded;
-use super::{IdMap, SnapshotError, Snapshots, Snapshotter, diff, io_error};
+use super::{SnapshotError, Snapshots, Snapshotter, diff, io_error};
+use crate::idmap::IdMap;
 use crate::layer::{Compression, LayerSummary};
 
 /// What the sandbox mounts as the root filesystem.
@@ -121,7 +123,7 @@ impl WorkingRoot {
             Snapshotter::Copy => {
                 let copy = dir.join("root");
                 fs::create_dir(&copy).map_err(io_error(&copy))?;
-                let state = if super::running_as_root() {
+                let state = if !crate::idmap::rootless() {
                     copy_and_record(&dir, &lowers, &copy)?
                 } else {
                     copy_as_namespace_root(&dir, &lowers, &copy)?
@@ -174,7 +176,7 @@ impl WorkingRoot {
         compression: Compression,
         ignore: &[PathBuf],
     ) -> Result<LayerSummary, SnapshotError> {
-        if super::running_as_root() {
+        if !crate::idmap::rootless() {
             return self.diff_here(out, compression, ignore, self.id_map.as_ref());
         }
         self.diff_as_namespace_root(out, compression, ignore)
@@ -286,7 +288,7 @@ fn wait_for_clock(dir: &Path, state: &RecordedState) -> Result<(), SnapshotError
 /// remove) is removed by the root of a user namespace that maps it.
 pub fn remove_tree(path: &Path) -> io::Result<()> {
     match remove_own_tree(path) {
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && !super::running_as_root() => {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && crate::idmap::rootless() => {
             let removed = crate::sandbox::as_namespace_root(
                 |_| remove_own_tree(path).map(|_| Vec::new()).map_err(|e| e.to_string()),
                 |_| Ok(()),

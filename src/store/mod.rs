@@ -90,7 +90,7 @@ impl Store {
         if let Some(root) = std::env::var_os("HOIST_ROOT").filter(|r| !r.is_empty()) {
             return PathBuf::from(root);
         }
-        if rustix::process::geteuid().is_root() {
+        if !crate::idmap::rootless() {
             return PathBuf::from("/var/lib/hoist");
         }
         if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {

@@ -65,7 +65,7 @@ pub fn set_up_users() {
 /// Runs `name` as `user` (re-executing this test binary), or runs `body` when
 /// already unprivileged.
 pub fn as_user(user: &str, name: &str, body: impl FnOnce()) {
-    if std::env::var_os(CHILD_ENV).is_some() || unsafe { libc::geteuid() } != 0 {
+    if std::env::var_os(CHILD_ENV).is_some() || hoist::idmap::rootless() {
         body();
         return;
     }
