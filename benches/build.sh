@@ -9,6 +9,10 @@
 #
 #     benches/build.sh [FILES] [TOTAL_MB]     (defaults 20000 300)
 #
+# HOIST_BASELINE=/path/to/another/hoist adds that binary as the engine
+# "baseline" (its own store, the same cases, the same run): how a change
+# moved the figures.
+#
 # Reports the median of 3 runs in seconds and hoist's peak RSS. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +33,10 @@ trap cleanup EXIT
 fixtures/busybox-rootfs.sh "$work/rootfs.tar"
 "$hoist" --root "$work/store" import --change 'CMD ["sh"]' "$work/rootfs.tar" busybox:latest >/dev/null
 "$hoist" --root "$work/store" save -o "$work/busybox.tar" busybox:latest
+baseline=${HOIST_BASELINE:-}
+if [ -n "$baseline" ]; then
+  "$baseline" --root "$work/store-baseline" import --change 'CMD ["sh"]' "$work/rootfs.tar" busybox:latest >/dev/null
+fi
 
 # The context: FILES files in 100 directories, TOTAL_MB in all.
 python3 - "$work/ctx" "$files" "$total_mb" <<'EOF'
@@ -88,6 +96,9 @@ printf '#!/bin/sh\nexec %q --root %q build --progress quiet "$@"\n' "$hoist" "$w
 printf '#!/bin/sh\nDOCKER_BUILDKIT=1 exec /usr/bin/docker -H %q build --network host -q "$@"\n' "unix://$work/docker/sock" > "$work/bin/docker_build"
 printf '#!/bin/sh\nexec buildah --storage-driver vfs --root %q --runroot %q bud --isolation chroot --layers -q "$@"\n' \
   "$work/buildah" "$work/buildah-run" > "$work/bin/buildah_build"
+if [ -n "$baseline" ]; then
+  printf '#!/bin/sh\nexec %q --root %q build --progress quiet "$@"\n' "$baseline" "$work/store-baseline" > "$work/bin/baseline_build"
+fi
 chmod +x "$work/bin/"*
 PATH=$work/bin:$PATH
 
@@ -108,6 +119,7 @@ run_case() { # engine case command...
 prepare_cold() {
   case $1 in
     hoist) rm -rf "$work/store/cache" ;;
+    baseline) rm -rf "$work/store-baseline/cache" ;;
     docker) "${docker[@]}" builder prune -af >/dev/null 2>&1 || true ;;
     buildah) buildah --storage-driver vfs --root "$work/buildah" --runroot "$work/buildah-run" rmi -a -f >/dev/null 2>&1 || true
              buildah --storage-driver vfs --root "$work/buildah" --runroot "$work/buildah-run" pull -q "docker-archive:$work/busybox.tar" >/dev/null 2>&1 || true ;;
@@ -115,6 +127,7 @@ prepare_cold() {
 }
 
 engines=(hoist)
+[ -n "$baseline" ] && engines+=(baseline)
 $have_docker && engines+=(docker)
 $buildah_ok && engines+=(buildah)
 for engine in "${engines[@]}"; do

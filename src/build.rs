@@ -2,9 +2,11 @@
 //!
 //! - Reads the context (a directory, or a tar or lone Dockerfile given as
 //!   bytes) and the Dockerfile; parses and types it.
-//! - Resolves every base image in the store; plans; solves under the
-//!   store's shared lock; commits the image with its tags and labels.
-//! - Writes the requested outputs.
+//! - Resolves every base image: from the store, else (and always with
+//!   `--pull`) pulled from its registry with the build's progress.
+//! - Plans; solves under the store's shared lock; commits the image with
+//!   its tags and labels.
+//! - Writes the requested outputs, and pushes (`--push`, `type=registry`).
 //!
 //! Errors that point into the Dockerfile come back as a [`BuildError`]
 //! carrying the file's name and text, so they render with the line.
@@ -21,6 +23,8 @@ use crate::image::reference::Reference;
 use crate::layer::ExtractOptions;
 use crate::plan::{self, Network, PlanRequest, Platform};
 use crate::progress::{Event, Progress};
+use crate::registry::settings::{Settings, SettingsError};
+use crate::registry::{self, Client, PushOptions, RegistryError};
 use crate::solve::{self, BaseImage, BuiltLayer, SolveError, SolveOptions};
 use crate::store::{Image, Store, StoreError};
 
@@ -66,8 +70,15 @@ pub struct BuildRequest {
     pub labels: BTreeMap<String, String>,
     /// `--no-cache`.
     pub no_cache: bool,
-    /// `--pull`.
+    /// `--pull`: fetch every base image again, even when the store has it.
     pub pull: bool,
+    /// `--push`: push the image to the registry of each tag.
+    pub push: bool,
+    /// How pushed layers are compressed.
+    pub push_options: PushOptions,
+    /// Registry settings; `None` reads them from the environment when a
+    /// registry is first needed.
+    pub registry: Option<Settings>,
     /// `--network`: what RUN gets when it does not say.
     pub network: Network,
     /// `-o`: outputs besides the store.
@@ -91,6 +102,9 @@ impl BuildRequest {
             labels: BTreeMap::new(),
             no_cache: false,
             pull: false,
+            push: false,
+            push_options: PushOptions::default(),
+            registry: None,
             network: Network::Host,
             outputs: Vec::new(),
             jobs: DEFAULT_JOBS,
@@ -146,6 +160,17 @@ pub enum BuildError {
     /// An output could not be written.
     #[error(transparent)]
     Export(#[from] ExportError),
+    /// A push failed.
+    #[error("pushing {reference}: {error}")]
+    Push {
+        /// Where to.
+        reference: String,
+        /// Why.
+        error: RegistryError,
+    },
+    /// The registry settings are broken.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
 }
 
 impl BuildError {
@@ -184,23 +209,46 @@ pub fn build(store: &Store, request: &BuildRequest, progress: &dyn Progress) -> 
         ..PlanRequest::default()
     };
     let bases = plan::bases(&typed, &plan_request).map_err(at_line)?;
+    let registry = RegistryOnDemand::new(request);
+    let platform = request.platform.clone().unwrap_or_else(Platform::host);
+    // Pulls take the first progress ids; the steps come after them.
+    let mut next_id = 1;
     let mut configs = HashMap::new();
     let mut images = HashMap::new();
     for (name, span) in bases.images() {
-        if request.pull {
-            return Err(at_line(
-                Diagnostic::at(
-                    span,
-                    format!("--pull: {name} cannot be pulled: hoist has no registry client yet"),
-                )
-                .with_hint("load or import the image, and build without --pull"),
-            ));
-        }
-        let image = store.resolve(&name).map(|s| s.image).map_err(|e| {
-            at_line(Diagnostic::at(span, format!("{name}: {e}")).with_hint(format!(
-                "load or import {name} into the store first (hoist load -i, hoist import)"
-            )))
-        })?;
+        let local = if request.pull { None } else { store.resolve(&name).ok().map(|s| s.image) };
+        let image = match local {
+            Some(image) => image,
+            None => {
+                let reference = Reference::parse(&name).map_err(|e| {
+                    at_line(
+                        Diagnostic::at(span, format!("{name}: {e}")).with_hint("name an image or a stage"),
+                    )
+                })?;
+                let client = registry.client()?;
+                let id = next_id;
+                progress.event(Event::Started { id, name: format!("[internal] pull {reference}") });
+                let started = std::time::Instant::now();
+                match registry::pull(client, store, &reference, &platform, progress, id + 1) {
+                    Ok(pulled) => {
+                        progress.event(Event::Done { id, seconds: started.elapsed().as_secs_f64() });
+                        next_id += 1 + pulled.image.layers().len();
+                        pulled.image
+                    }
+                    Err(error) => {
+                        let message = error.to_string();
+                        progress.event(Event::Failed {
+                            id,
+                            seconds: started.elapsed().as_secs_f64(),
+                            message,
+                        });
+                        return Err(at_line(Diagnostic::at(span, format!("{name}: {error}")).with_hint(format!(
+                            "check the name and hoist login, or load or import {name} into the store (hoist load -i, hoist import)"
+                        ))));
+                    }
+                }
+            }
+        };
         configs.insert(name.clone(), image.config.clone());
         let layers = image.layers().into_iter().map(|(digest, size)| BuiltLayer { digest, size }).collect();
         images.insert(name, BaseImage { manifest_digest: image.manifest_digest, layers });
@@ -221,16 +269,53 @@ pub fn build(store: &Store, request: &BuildRequest, progress: &dyn Progress) -> 
         no_cache: request.no_cache,
         jobs: request.jobs,
         progress,
+        first_id: next_id,
         cancel: request.cancel.clone(),
     };
+    let step_ids: usize = plan.order.iter().map(|&stage| plan.stages[stage].steps.len() + 1).sum();
     let mut solved = solve::solve(&plan, &options).map_err(|e| match e.diagnostic() {
         Some(diagnostic) => at_line(diagnostic),
         None => BuildError::Solve(e),
     })?;
     plan::config::apply_labels(&mut solved.target.config, &request.labels);
     let image = export::commit(store, &solved.target, &request.tags)?;
+    let mut pushes: Vec<Reference> = if request.push { request.tags.clone() } else { Vec::new() };
+    let mut wants_push = request.push;
     for output in &request.outputs {
         output.write(store, &image, &request.tags)?;
+        if let Output::Image { names, push: true } = output {
+            wants_push = true;
+            let names = if names.is_empty() { &request.tags } else { names };
+            for name in names {
+                if !pushes.contains(name) {
+                    pushes.push(name.clone());
+                }
+            }
+        }
+    }
+    if wants_push && pushes.is_empty() {
+        return Err(BuildError::input("--push needs a name: give -t NAME or -o type=registry,name=NAME"));
+    }
+    let mut id = next_id + step_ids;
+    for reference in &pushes {
+        let client = registry.client()?;
+        let started = std::time::Instant::now();
+        progress.event(Event::Started { id, name: format!("pushing {reference}") });
+        let pushed =
+            registry::push(client, store, &image, reference, &request.push_options, progress, id + 1)
+                .map_err(|error| BuildError::Push { reference: reference.to_string(), error });
+        match pushed {
+            Ok(_) => progress.event(Event::Done { id, seconds: started.elapsed().as_secs_f64() }),
+            Err(e) => {
+                progress.event(Event::Failed {
+                    id,
+                    seconds: started.elapsed().as_secs_f64(),
+                    message: e.to_string(),
+                });
+                return Err(e);
+            }
+        }
+        id += 1 + image.layers().len();
     }
     Ok(Built {
         image,
@@ -238,6 +323,30 @@ pub fn build(store: &Store, request: &BuildRequest, progress: &dyn Progress) -> 
         cached: solved.cached,
         context_files_hashed: solved.context_files_hashed,
     })
+}
+
+/// The registry client, made when a base image must be pulled or the
+/// result pushed.
+struct RegistryOnDemand<'r> {
+    settings: &'r Option<Settings>,
+    client: std::sync::OnceLock<Client>,
+}
+
+impl<'r> RegistryOnDemand<'r> {
+    fn new(request: &'r BuildRequest) -> RegistryOnDemand<'r> {
+        RegistryOnDemand { settings: &request.registry, client: std::sync::OnceLock::new() }
+    }
+
+    fn client(&self) -> Result<&Client, BuildError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let settings = match self.settings {
+            Some(settings) => settings.clone(),
+            None => Settings::load(&[])?,
+        };
+        Ok(self.client.get_or_init(|| Client::new(settings)))
+    }
 }
 
 /// The build context on disk; a context that came as bytes lives in the

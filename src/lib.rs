@@ -15,6 +15,7 @@
 //! without the CLI.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 pub mod build;
 pub mod context;
@@ -27,6 +28,7 @@ pub mod layer;
 pub mod paths;
 pub mod plan;
 pub mod progress;
+pub mod registry;
 pub mod sandbox;
 pub mod snapshot;
 pub mod solve;

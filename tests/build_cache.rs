@@ -10,34 +10,33 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{busybox_rootfs, hoist, hoist_ok};
+use common::{busybox_rootfs, hoist_ok};
+use hoist::build::{BuildContext, BuildRequest};
+use hoist::image::reference::Reference;
+use hoist::progress::{self, Mode};
+use hoist::store::Store;
 
-/// (steps run, steps cached, context files read) from the build summary.
-fn counts(stderr: &str) -> (usize, usize, usize) {
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("built "))
-        .unwrap_or_else(|| panic!("no summary:\n{stderr}"));
-    let numbers: Vec<usize> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect::<Vec<_>>();
-    // "built sha256:… (R steps run, C cached, F context files read)"
-    let n = numbers.len();
-    (numbers[n - 3], numbers[n - 2], numbers[n - 1])
+/// (steps run, steps cached, context files read) of a build of `dir` into
+/// the store at `root`, through the library's entry point.
+fn build_with(
+    root: &Path,
+    dir: &Path,
+    mode: Mode,
+    configure: impl FnOnce(&mut BuildRequest),
+) -> (usize, usize, u64) {
+    let store = Store::open(root).unwrap();
+    let mut request = BuildRequest::new(BuildContext::Dir(dir.to_path_buf()));
+    request.tags = vec![Reference::parse("cached:test").unwrap()];
+    configure(&mut request);
+    let progress = progress::renderer(mode, Box::new(std::io::sink()), false);
+    let built =
+        hoist::build(&store, &request, progress.as_ref()).unwrap_or_else(|e| panic!("build failed: {e}"));
+    progress.finish();
+    (built.executed, built.cached, built.context_files_hashed)
 }
 
-fn build(root: &Path, dir: &Path, extra: &[&str]) -> (usize, usize, usize) {
-    let mut args = vec!["build", "--progress", "plain", "-t", "cached:test"];
-    args.extend_from_slice(extra);
-    let dir = dir.to_str().unwrap();
-    args.push(dir);
-    let out = hoist(root, &args);
-    let stderr = common::stderr(&out);
-    assert!(out.status.success(), "build failed:\n{stderr}");
-    counts(&stderr)
+fn build(root: &Path, dir: &Path, configure: impl FnOnce(&mut BuildRequest)) -> (usize, usize, u64) {
+    build_with(root, dir, Mode::Plain, configure)
 }
 
 struct Setup {
@@ -72,20 +71,20 @@ fn setup() -> Setup {
 #[test]
 fn a_no_op_rebuild_runs_nothing_and_reads_no_file() {
     let s = setup();
-    let (run, _, read) = build(&s.root, &s.context, &[]);
+    let (run, _, read) = build(&s.root, &s.context, |_| {});
     assert_eq!(run, 5, "a first build runs every layer step");
     assert_eq!(read, 52, "a first build reads every context file");
-    let (run, cached, read) = build(&s.root, &s.context, &[]);
+    let (run, cached, read) = build(&s.root, &s.context, |_| {});
     assert_eq!((run, cached, read), (0, 5, 0));
 }
 
 #[test]
 fn touching_a_file_without_changing_it_is_still_a_hit() {
     let s = setup();
-    build(&s.root, &s.context, &[]);
+    build(&s.root, &s.context, |_| {});
     let later = filetime_now_plus(&s.context.join("a.txt"));
     assert!(later);
-    let (run, cached, _) = build(&s.root, &s.context, &[]);
+    let (run, cached, _) = build(&s.root, &s.context, |_| {});
     assert_eq!((run, cached), (0, 5));
 }
 
@@ -96,9 +95,9 @@ fn filetime_now_plus(path: &Path) -> bool {
 #[test]
 fn changing_one_file_misses_only_the_steps_that_depend_on_it() {
     let s = setup();
-    build(&s.root, &s.context, &[]);
+    build(&s.root, &s.context, |_| {});
     fs::write(s.context.join("b.txt"), "bravo two\n").unwrap();
-    let (run, cached, read) = build(&s.root, &s.context, &[]);
+    let (run, cached, read) = build(&s.root, &s.context, |_| {});
     assert_eq!((run, cached), (2, 3), "COPY b.txt and the RUN after it run again");
     assert_eq!(read, 1, "only the changed file is read");
 }
@@ -106,21 +105,62 @@ fn changing_one_file_misses_only_the_steps_that_depend_on_it() {
 #[test]
 fn a_change_that_keeps_size_and_mtime_still_misses() {
     let s = setup();
-    build(&s.root, &s.context, &[]);
+    build(&s.root, &s.context, |_| {});
     let a = s.context.join("a.txt");
     let reference = s.context.join("reference");
     std::process::Command::new("touch").arg("-r").arg(&a).arg(&reference).status().unwrap();
     fs::write(&a, "ALPHA\n").unwrap();
     std::process::Command::new("touch").arg("-r").arg(&reference).arg(&a).status().unwrap();
     fs::remove_file(&reference).unwrap();
-    let (run, _, _) = build(&s.root, &s.context, &[]);
+    let (run, _, _) = build(&s.root, &s.context, |_| {});
     assert_eq!(run, 5, "the content changed: COPY a.txt and everything after it run");
 }
 
 #[test]
 fn no_cache_runs_every_step() {
     let s = setup();
-    build(&s.root, &s.context, &[]);
-    let (run, cached, _) = build(&s.root, &s.context, &["--no-cache"]);
+    build(&s.root, &s.context, |_| {});
+    let (run, cached, _) = build(&s.root, &s.context, |r| r.no_cache = true);
     assert_eq!((run, cached), (5, 0));
+}
+
+#[test]
+fn how_progress_is_shown_changes_no_key() {
+    let s = setup();
+    build_with(&s.root, &s.context, Mode::Json, |_| {});
+    let (run, cached, _) = build_with(&s.root, &s.context, Mode::Quiet, |_| {});
+    assert_eq!((run, cached), (0, 5));
+}
+
+#[test]
+fn comments_and_blank_lines_change_no_key() {
+    let s = setup();
+    build(&s.root, &s.context, |_| {});
+    let dockerfile = s.context.join("Dockerfile");
+    let text = fs::read_to_string(&dockerfile).unwrap().replace("\nRUN", "\n# why\n\nRUN");
+    fs::write(&dockerfile, format!("# syntax is not needed\n{text}")).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let (run, cached, _) = build(&s.root, &s.context, |_| {});
+    assert_eq!((run, cached), (0, 5));
+}
+
+#[test]
+fn a_build_arg_misses_only_the_steps_that_use_it() {
+    let s = setup();
+    let dockerfile = s.context.join("Dockerfile");
+    let text = fs::read_to_string(&dockerfile).unwrap().replace("COPY b.txt", "ARG V\nCOPY b.txt");
+    fs::write(&dockerfile, text).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let with = |value: &'static str| {
+        move |r: &mut BuildRequest| {
+            r.build_args.insert("V".into(), value.into());
+            r.build_args.insert("UNUSED".into(), value.into());
+        }
+    };
+    build(&s.root, &s.context, with("1"));
+    // COPY b.txt does not use V; the RUN after it sees V in its environment.
+    let (run, cached, _) = build(&s.root, &s.context, with("2"));
+    assert_eq!((run, cached), (1, 4));
+    let (run, cached, _) = build(&s.root, &s.context, with("2"));
+    assert_eq!((run, cached), (0, 5), "UNUSED is in no key");
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use hoist::build::{BuildContext, BuildError, BuildRequest, DEFAULT_JOBS, DockerfileSource};
 use hoist::export::Output;
 use hoist::image::reference::Reference;
+use hoist::layer::Compression;
 use hoist::plan::{Network, Platform};
 use hoist::progress::{self, Mode};
 
@@ -35,6 +36,12 @@ pub struct Args {
     /// Always fetch base images from their registry
     #[arg(long)]
     pull: bool,
+    /// Push the image to the registry of each tag (-t)
+    #[arg(long)]
+    push: bool,
+    /// How pushed layers are compressed: gzip or zstd
+    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd"])]
+    compression: String,
     /// Network for RUN: host (default) or none
     #[arg(long, default_value = "host")]
     network: String,
@@ -72,7 +79,7 @@ fn read_stdin() -> Result<Vec<u8>, Failure> {
 }
 
 /// The request the flags describe.
-fn request(args: &Args) -> Result<BuildRequest, Failure> {
+fn request(cli: &Context, args: &Args) -> Result<BuildRequest, Failure> {
     let context = if args.path == "-" {
         if args.file.as_deref() == Some("-") {
             return Err(fail("standard input cannot be both the context and the Dockerfile"));
@@ -125,13 +132,17 @@ fn request(args: &Args) -> Result<BuildRequest, Failure> {
         args.outputs.iter().map(|o| Output::parse(o).map_err(fail)).collect::<Result<_, _>>()?;
     request.no_cache = args.no_cache;
     request.pull = args.pull;
+    request.push = args.push;
+    request.push_options.compression =
+        if args.compression == "zstd" { Compression::Zstd } else { Compression::Gzip };
+    request.registry = Some(cli.registry_settings()?);
     request.jobs = args.jobs.unwrap_or(DEFAULT_JOBS);
     Ok(request)
 }
 
 pub fn run(context: &Context, args: Args) -> Result<(), Failure> {
     let store = context.store()?;
-    let request = request(&args)?;
+    let request = request(context, &args)?;
     let mode: Mode = if args.quiet { Mode::Quiet } else { args.progress.parse().map_err(fail)? };
     let progress = progress::renderer(mode, Box::new(std::io::stderr()), progress::stderr_is_terminal());
     let built = hoist::build(&store, &request, progress.as_ref());

@@ -119,8 +119,15 @@ pub fn images(context: &Context, args: ImagesArgs) -> Result<(), Failure> {
     let now = SystemTime::now();
     let mut rows = Vec::new();
     for summary in &images {
-        let names: Vec<Option<&Reference>> =
-            if summary.names.is_empty() { vec![None] } else { summary.names.iter().map(Some).collect() };
+        // A row per tag, and one per repository known only by a digest.
+        let tags = summary.names.iter().filter(|n| n.tag.is_some());
+        let digest_only = summary.names.iter().filter(|n| {
+            n.tag.is_none() && !summary.names.iter().any(|t| t.tag.is_some() && t.name() == n.name())
+        });
+        let mut names: Vec<Option<&Reference>> = tags.chain(digest_only).map(Some).collect();
+        if names.is_empty() {
+            names.push(None);
+        }
         for name in names {
             if let Some(filter) = &filter {
                 let matches = name.is_some_and(|n| {
@@ -145,13 +152,20 @@ pub fn images(context: &Context, args: ImagesArgs) -> Result<(), Failure> {
     let repo = |n: Option<&Reference>| n.map_or("<none>".to_string(), Reference::familiar_name);
     let tag = |n: Option<&Reference>| n.and_then(|n| n.tag.clone()).unwrap_or_else(|| "<none>".to_string());
     let age = |s: &ImageSummary| created(s).map_or("N/A".to_string(), |t| human_age(t, now));
+    // The registry's manifest digest for the row's repository, as Docker
+    // shows it after a pull or push.
+    let repo_digest = |s: &ImageSummary, n: Option<&Reference>| {
+        n.and_then(|n| s.names.iter().find(|d| d.digest.is_some() && d.name() == n.name()))
+            .and_then(|d| d.digest.clone())
+            .unwrap_or_else(|| "<none>".to_string())
+    };
     if args.format == "json" {
         for (summary, name) in rows {
             let line = json!({
                 "Repository": repo(name),
                 "Tag": tag(name),
                 "ID": short_id(summary),
-                "Digest": summary.image.manifest_digest.to_string(),
+                "Digest": repo_digest(summary, name),
                 "CreatedAt": summary.image.config.created.clone().unwrap_or_default(),
                 "CreatedSince": age(summary),
                 "Size": human_size(summary.image.size()),
@@ -170,7 +184,7 @@ pub fn images(context: &Context, args: ImagesArgs) -> Result<(), Failure> {
     for (summary, name) in rows {
         let mut row = vec![repo(name), tag(name)];
         if args.digests {
-            row.push(summary.image.manifest_digest.to_string());
+            row.push(repo_digest(summary, name));
         }
         row.extend([short_id(summary), age(summary), human_size(summary.image.size())]);
         table.push(row);
@@ -237,8 +251,8 @@ fn inspect_value(summary: &ImageSummary) -> Value {
     let config = &image.config;
     json!({
         "Id": image.id().to_string(),
-        "RepoTags": summary.names.iter().map(Reference::familiar).collect::<Vec<_>>(),
-        "RepoDigests": [],
+        "RepoTags": summary.names.iter().filter(|n| n.tag.is_some()).map(Reference::familiar).collect::<Vec<_>>(),
+        "RepoDigests": summary.names.iter().filter(|n| n.tag.is_none()).map(Reference::familiar).collect::<Vec<_>>(),
         "Parent": "",
         "Comment": config.extra.get("comment").cloned().unwrap_or(Value::String(String::new())),
         "Created": config.created.clone().unwrap_or_default(),
@@ -344,8 +358,11 @@ pub fn save(context: &Context, args: SaveArgs) -> Result<(), Failure> {
     for name in &args.images {
         let summary = store.resolve(name).map_err(store_failure)?;
         // A name saves that name; an ID saves the image without names.
-        let names: Vec<Reference> =
-            Reference::parse(name).ok().filter(|r| summary.names.contains(r)).into_iter().collect();
+        let names: Vec<Reference> = Reference::parse(name)
+            .ok()
+            .filter(|r| r.tag.is_some() && summary.names.contains(r))
+            .into_iter()
+            .collect();
         match items.iter_mut().find(|i| i.image.manifest_digest == summary.image.manifest_digest) {
             Some(item) => {
                 for name in names {

@@ -11,6 +11,7 @@ use hoist::store::Store;
 mod build;
 mod images;
 mod parse;
+mod registry;
 
 #[derive(Parser)]
 #[command(name = "hoist", version, about = "A daemonless Dockerfile build engine", propagate_version = true)]
@@ -19,6 +20,10 @@ struct Cli {
     /// else $XDG_DATA_HOME/hoist or ~/.local/share/hoist]
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
+    /// Reach this registry (host[:port] or a CIDR range) over plain HTTP
+    /// when HTTPS fails; loopback registries always are (repeatable)
+    #[arg(long = "insecure-registry", global = true, value_name = "REGISTRY")]
+    insecure_registries: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -26,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Build an image from a Dockerfile and a context
-    Build(build::Args),
+    Build(Box<build::Args>),
     /// Parse a Dockerfile and print its syntax tree, or the first error
     Parse(parse::Args),
     /// Create an image from a root filesystem tarball
@@ -45,6 +50,14 @@ enum Command {
     Save(images::SaveArgs),
     /// Read images from a docker-archive or OCI archive
     Load(images::LoadArgs),
+    /// Fetch an image from a registry
+    Pull(registry::PullArgs),
+    /// Send an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry (credentials are kept in Docker's config.json)
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
 }
 
 /// An error already shown to the user, mapped to an exit code.
@@ -61,6 +74,7 @@ impl Failure {
 /// The store the command works on.
 pub struct Context {
     root: Option<PathBuf>,
+    insecure_registries: Vec<String>,
 }
 
 impl Context {
@@ -72,13 +86,23 @@ impl Context {
             Failure(1)
         })
     }
+
+    /// The registry settings of this machine, with the flags.
+    pub fn registry_settings(&self) -> Result<hoist::registry::settings::Settings, Failure> {
+        hoist::registry::settings::Settings::load(&self.insecure_registries).map_err(Failure::report)
+    }
+
+    /// A registry client with those settings.
+    pub fn registry(&self) -> Result<hoist::registry::Client, Failure> {
+        Ok(hoist::registry::Client::new(self.registry_settings()?))
+    }
 }
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    let context = Context { root: cli.root };
+    let context = Context { root: cli.root, insecure_registries: cli.insecure_registries };
     let result = match cli.command {
-        Command::Build(args) => build::run(&context, args),
+        Command::Build(args) => build::run(&context, *args),
         Command::Parse(args) => parse::run(args),
         Command::Import(args) => images::import(&context, args),
         Command::Images(args) => images::images(&context, args),
@@ -88,6 +112,10 @@ pub fn run() -> ExitCode {
         Command::History(args) => images::history(&context, args),
         Command::Save(args) => images::save(&context, args),
         Command::Load(args) => images::load(&context, args),
+        Command::Pull(args) => registry::pull(&context, args),
+        Command::Push(args) => registry::push(&context, args),
+        Command::Login(args) => registry::login(&context, args),
+        Command::Logout(args) => registry::logout(&context, args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

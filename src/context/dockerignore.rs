@@ -57,6 +57,7 @@ impl IgnoreMatcher {
         Ok(IgnoreMatcher { patterns: compiled })
     }
 
+    /// Whether the list holds no pattern, so nothing is excluded.
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }

@@ -9,13 +9,19 @@ use std::sync::OnceLock;
 /// What a context entry is. Symlinks are recorded, never followed by the walk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EntryKind {
+    /// A regular file.
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link.
     Symlink {
+        /// What the link points at, as stored: absolute or relative.
         target: PathBuf,
     },
     /// A device, fifo or socket: no content; the COPY executor decides what to do.
     Special {
+        /// The device number (`st_rdev`) of a block or character device; 0
+        /// for a fifo or socket.
         rdev: u64,
     },
 }
@@ -28,15 +34,23 @@ pub struct ContextEntry {
     /// the root itself. Non-UTF-8 names are shown lossily here, while
     /// [`Context::absolute_path`](super::Context::absolute_path) keeps them exact.
     pub path: String,
+    /// What the entry is.
     pub kind: EntryKind,
     /// `st_mode`: type and permission bits.
     pub mode: u32,
+    /// `st_size`: a file's length in bytes; a symlink's is its target's length.
     pub size: u64,
+    /// `st_uid`: the owner on the host.
     pub uid: u32,
+    /// `st_gid`: the group on the host.
     pub gid: u32,
+    /// Modification time, in nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
+    /// Status change time, in nanoseconds since the Unix epoch.
     pub ctime_ns: i64,
+    /// `st_ino`: the inode number.
     pub ino: u64,
+    /// `st_dev`: the device of the filesystem holding the entry.
     pub dev: u64,
     pub(crate) fs_path: PathBuf,
     pub(crate) content: OnceLock<[u8; 32]>,
@@ -76,6 +90,7 @@ impl ContextEntry {
         }
     }
 
+    /// Whether the entry is a directory (a symlink to one is not).
     pub fn is_dir(&self) -> bool {
         self.kind == EntryKind::Dir
     }

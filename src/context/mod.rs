@@ -1,20 +1,23 @@
-//! The build context: what `COPY` and `ADD` may read. [`Context::open`] walks
-//! the context directory once (directories in parallel), drops what the
-//! `.dockerignore` excludes — `<Dockerfile>.dockerignore` beside the
-//! Dockerfile wins over the context's `.dockerignore`; an excluded
-//! Dockerfile or ignore file is read for the build but, as Docker documents,
-//! not copied by COPY or ADD — and loads a stat cache of content
-//! digests. [`Context::resolve`] turns COPY/ADD sources (paths relative to the
-//! root, `..` clamped, Go wildcards, symlinks followed inside the context)
-//! into [`Selection`]s or a "not found, did you mean" error;
-//! [`Context::digest_of`] is the blake3 digest of exactly the selected files
-//! (path, type, mode, link target, content — not times or ownership), reading
-//! only files the cache cannot vouch for; [`Context::walk_selection`] yields
-//! the selected entries in tree order for the COPY executor; and
-//! [`Context::save_cache`] persists the digests for the next build.
-//! [`IgnoreMatcher`] is Docker's `.dockerignore` matcher on its own.
-//! Contexts sent as a tar stream are extracted by the caller (with the
-//! `layer` module's safe extraction) and opened as a directory.
+//! The build context: what `COPY` and `ADD` may read.
+//!
+//! - [`Context::open`] walks the context directory once (directories in
+//!   parallel), drops what the `.dockerignore` excludes and loads a stat cache
+//!   of content digests.
+//! - `<Dockerfile>.dockerignore` beside the Dockerfile wins over the context's
+//!   `.dockerignore`; an excluded Dockerfile or ignore file is read for the
+//!   build but, as Docker documents, not copied by COPY or ADD.
+//! - [`Context::resolve`] turns COPY/ADD sources (paths relative to the root,
+//!   `..` clamped, Go wildcards, symlinks followed inside the context) into
+//!   [`Selection`]s or a "not found, did you mean" error.
+//! - [`Context::digest_of`] is the blake3 digest of exactly the selected files
+//!   (path, type, mode, link target, content — not times or ownership),
+//!   reading only files the cache cannot vouch for.
+//! - [`Context::walk_selection`] yields the selected entries in tree order for
+//!   the COPY executor; [`Context::save_cache`] persists the digests for the
+//!   next build.
+//! - [`IgnoreMatcher`] is Docker's `.dockerignore` matcher on its own.
+//! - Contexts sent as a tar stream are extracted by the caller (with the
+//!   `layer` module's safe extraction) and opened as a directory.
 
 mod digest;
 mod dockerignore;
@@ -68,6 +71,7 @@ pub struct ContextStats {
     pub ignored: usize,
     /// Files read and hashed since opening.
     pub files_hashed: u64,
+    /// Bytes of content read and hashed since opening.
     pub bytes_hashed: u64,
     /// Files whose digest the stat cache vouched for at open.
     pub files_from_cache: usize,
@@ -78,7 +82,9 @@ pub struct ContextStats {
 pub struct SelectedEntry<'a> {
     /// Relative to the selection's root (`""` for the root itself).
     pub relative: &'a str,
+    /// The entry's file on disk, exact even for non-UTF-8 names.
     pub absolute: PathBuf,
+    /// The entry itself.
     pub entry: &'a ContextEntry,
 }
 
@@ -107,6 +113,9 @@ impl Context {
         Context::open_with(root, dockerfile, &options)
     }
 
+    /// Opens the context at `root` for the Dockerfile at `dockerfile`, as
+    /// [`Context::open`] does, with the stat cache and its racy margin as
+    /// `options` say.
     pub fn open_with(root: &Path, dockerfile: &Path, options: &OpenOptions) -> Result<Context, ContextError> {
         let root = root.canonicalize().map_err(io_error(root))?;
         let root_meta = root.metadata().map_err(io_error(&root))?;
@@ -268,6 +277,7 @@ impl Context {
         }
     }
 
+    /// The counters so far: entries, exclusions, and hashing since opening.
     pub fn stats(&self) -> ContextStats {
         ContextStats {
             entries: self.entries.len(),
@@ -307,7 +317,7 @@ fn find_ignore_file(root: &Path, dockerfile: &Path) -> Option<PathBuf> {
     [beside, Some(root.join(".dockerignore"))].into_iter().flatten().find(|p| p.is_file())
 }
 
-/// `path` relative to `root` if it lies inside it (through its canonical parent).
+/// Now, in nanoseconds since the Unix epoch (0 if the clock is before it).
 fn now_ns() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }

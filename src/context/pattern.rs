@@ -1,19 +1,22 @@
-//! Glob patterns shared by `.dockerignore` and COPY/ADD sources: a pattern is
-//! compiled once into tokens and matched by backtracking over `&str`.
+//! Glob patterns shared by `.dockerignore` and COPY/ADD sources, in two dialects.
 //!
-//! Two dialects exist. COPY sources use Go's `filepath.Match` per path
-//! component. `.dockerignore` uses moby/patternmatcher, which translates the
-//! pattern to a regular expression in which `**` crosses directories and a
-//! bracket class is a regex class (so it may match `/`). Both accept only
-//! patterns that `filepath.Match` accepts, because patternmatcher validates
-//! with it before translating.
+//! - A pattern is compiled once into tokens and matched by backtracking over
+//!   `&str`.
+//! - COPY sources use Go's `filepath.Match`, one path component at a time.
+//! - `.dockerignore` uses moby/patternmatcher, which translates the pattern to
+//!   a regular expression in which `**` crosses directories and a bracket
+//!   class is a regex class (so it may match `/`).
+//! - Both accept only patterns that `filepath.Match` accepts, because
+//!   patternmatcher validates with it before translating.
 
 use std::fmt;
 
 /// Why a pattern is malformed; the text says what Go's `ErrBadPattern` hides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternError {
+    /// The malformed pattern (or path component) as given.
     pub pattern: String,
+    /// What is wrong with it, e.g. `unterminated character class`.
     pub reason: &'static str,
 }
 

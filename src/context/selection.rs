@@ -28,6 +28,7 @@ pub struct Selection {
     /// followed (inside the context) for a literal source; a wildcard match
     /// is taken as it is, so a matched symlink is copied as a symlink.
     pub resolved: String,
+    /// Whether `resolved` is a directory, whose contents are copied with it.
     pub is_dir: bool,
 }
 
@@ -171,14 +172,14 @@ impl Context {
     /// Up to three context paths close to `wanted`: by edit distance over the
     /// whole path, or with the same file name elsewhere in the tree.
     fn similar_paths(&self, wanted: &str) -> Vec<String> {
-        let wanted_chars: Vec<char> = wanted.chars().collect();
+        let wanted_len = wanted.chars().count();
         let wanted_name = wanted.rsplit('/').next().unwrap_or(wanted);
-        let limit = (wanted_chars.len() / 3).max(1);
+        let limit = (wanted_len / 3).max(1);
         let mut scored: Vec<(usize, &str)> = Vec::new();
         for entry in &self.entries {
             let len = entry.path.chars().count();
-            let distance = if len.abs_diff(wanted_chars.len()) <= limit {
-                edit_distance(&wanted_chars, &entry.path)
+            let distance = if len.abs_diff(wanted_len) <= limit {
+                strsim::levenshtein(wanted, &entry.path)
             } else {
                 usize::MAX
             };
@@ -191,19 +192,4 @@ impl Context {
         scored.sort();
         scored.into_iter().take(3).map(|(_, p)| p.to_string()).collect()
     }
-}
-
-/// Levenshtein distance, one row at a time.
-fn edit_distance(a: &[char], b: &str) -> usize {
-    let mut row: Vec<usize> = (0..=a.len()).collect();
-    for (j, cb) in b.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = j + 1;
-        for (i, &ca) in a.iter().enumerate() {
-            let substitute = diagonal + usize::from(ca != cb);
-            diagonal = row[i + 1];
-            row[i + 1] = substitute.min(row[i] + 1).min(diagonal + 1);
-        }
-    }
-    row[a.len()]
 }

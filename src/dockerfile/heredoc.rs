@@ -1,5 +1,8 @@
-//! Heredocs on a RUN, COPY or ADD line: which `<<WORD`s open one, and
-//! whether each is expanded (`<<"EOF"` is not) or chomped (`<<-EOF`).
+//! Heredocs on a RUN, COPY or ADD line: which `<<WORD`s open one.
+//!
+//! - `heredocs_in_line`: the heredocs a line opens, in order, each marked
+//!   expanded or not (`<<"EOF"` is not) and chomped or not (`<<-EOF`); their
+//!   bodies are read by the parser.
 
 use pest::Parser as _;
 

@@ -1,87 +1,135 @@
-//! Typed instructions: [`typed`] turns a parsed [`Dockerfile`] into
-//! [`Instruction`]s — `From`, `Run`, `Copy`… with their flags parsed and
-//! validated the way BuildKit's `instructions` package does it (unknown
-//! instructions and flags, argument counts, flag values, ONBUILD triggers,
-//! HEALTHCHECK options, instructions before the first FROM). It does not
-//! expand variables and does not touch the filesystem.
+//! Typed instructions: a parsed [`Dockerfile`] becomes [`Instruction`]s with their flags parsed.
+//!
+//! - [`typed`], [`instruction`]: check what BuildKit's `instructions` package
+//!   checks (unknown instructions and flags, argument counts, flag values,
+//!   ONBUILD triggers, HEALTHCHECK options, instructions before the first
+//!   FROM).
+//! - [`Instruction`], [`Command`]: one instruction and what it says, with a
+//!   struct for each instruction that has flags ([`From`], [`Run`],
+//!   [`Copy`](struct@Copy), [`Add`], [`Healthcheck`], [`Onbuild`]).
+//! - [`strip_leading_tabs`]: what `<<-` does to a heredoc body.
+//!
+//! It does not expand variables and does not touch the filesystem.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::Diagnostic;
-use super::parse::{Dockerfile, Form, Heredoc, Node, Span, column_of};
+use super::flags::{Flags, Kind, closest};
+use super::parse::{Dockerfile, Form, Heredoc, Node, Span};
 
 /// One validated instruction with where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Instruction {
+    /// The lines of the Dockerfile it was written on.
     pub span: Span,
     /// The logical line as written (continuations joined).
     pub original: String,
+    /// What the instruction says: keyword, arguments and flags.
     pub command: Command,
 }
 
+/// What one instruction says, by keyword. Arguments are as written: no
+/// variable is expanded yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "instruction", rename_all = "UPPERCASE")]
 pub enum Command {
+    /// `FROM`: starts a build stage.
     From(From),
+    /// `ARG`: declares build arguments.
     Arg {
+        /// The names declared, in order; at least one.
         args: Vec<ArgDecl>,
     },
+    /// `RUN`: a command run in the stage's filesystem.
     Run(Run),
+    /// `CMD`: the container's default command (or ENTRYPOINT's arguments).
     Cmd(CommandLine),
+    /// `ENTRYPOINT`: the container's executable.
     Entrypoint(CommandLine),
+    /// `SHELL`: the shell that later shell-form commands run with.
     Shell {
+        /// The program and its arguments (JSON form only); at least one.
         shell: Vec<String>,
     },
+    /// `ENV`: variables for later steps and for the container.
     Env {
+        /// The assignments, in order; at least one.
         pairs: Vec<KeyValue>,
     },
+    /// `LABEL`: metadata recorded in the image config.
     Label {
+        /// The labels, in order; at least one.
         pairs: Vec<KeyValue>,
     },
+    /// `MAINTAINER`: the image author (deprecated by Docker).
     Maintainer {
+        /// The whole argument text.
         author: String,
     },
+    /// `EXPOSE`: ports the container listens on.
     Expose {
+        /// Ports as written (`80`, `53/udp`, `$PORT`), sorted as text.
         ports: Vec<String>,
     },
+    /// `VOLUME`: mount points for anonymous volumes.
     Volume {
+        /// The paths, blanks trimmed; none is empty.
         paths: Vec<String>,
     },
+    /// `USER`: who later steps and the container run as.
     User {
+        /// `user[:group]`, by name or number.
         user: String,
     },
+    /// `WORKDIR`: the working directory of later steps and the container.
     Workdir {
+        /// The directory; a relative one is taken from the previous WORKDIR.
         path: String,
     },
+    /// `STOPSIGNAL`: the signal that stops the container.
     #[serde(rename = "STOPSIGNAL")]
     StopSignal {
+        /// A signal name (`SIGTERM`) or number.
         signal: String,
     },
+    /// `ADD`: like COPY, plus URLs, git repositories and archive unpacking.
     Add(Add),
+    /// `COPY`: files from the build context, a stage or an image.
     Copy(Copy),
+    /// `HEALTHCHECK`: how the container's health is checked.
     Healthcheck(Healthcheck),
+    /// `ONBUILD`: an instruction recorded for images built FROM this one.
     Onbuild(Onbuild),
 }
 
+/// `FROM [--platform=…] image [AS name]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct From {
+    /// The base: an image reference, an earlier stage's name or `scratch`.
     pub image: String,
     /// `AS name`, lowercased.
     pub stage_name: Option<String>,
+    /// `--platform` (`linux/arm64`, `$BUILDPLATFORM`); `None` when not given.
     pub platform: Option<String>,
 }
 
+/// One name declared by ARG.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ArgDecl {
+    /// The argument's name; never empty.
     pub name: String,
+    /// The text after `=`, quotes still in it; `None` when there is no `=`.
     pub default: Option<String>,
 }
 
+/// One `key=value` (or legacy `key value`) of ENV or LABEL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeyValue {
+    /// The name; never empty.
     pub key: String,
+    /// The value, quotes and escapes still in it.
     pub value: String,
 }
 
@@ -96,71 +144,123 @@ pub struct CommandLine {
     pub files: Vec<Heredoc>,
 }
 
+/// `RUN` with its flags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Run {
+    /// The command and the heredocs it reads.
     pub command: CommandLine,
+    /// Each `--mount` value (`type=cache,target=/root/.cache`), in order.
     pub mounts: Vec<String>,
+    /// `--network` (`default`, `none` or `host`), not yet checked; `None`
+    /// when not given.
     pub network: Option<String>,
+    /// `--security` (`sandbox` or `insecure`), not yet checked; `None` when
+    /// not given.
     pub security: Option<String>,
+    /// Each `--device` value, in order.
     pub devices: Vec<String>,
 }
 
 /// A heredoc used as a COPY/ADD source file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceContent {
+    /// The file's name: the heredoc's terminator word.
     pub path: String,
     /// Leading tabs already stripped for `<<-`.
     pub data: String,
+    /// Whether variables in `data` are expanded: false when the terminator
+    /// was quoted.
     pub expand: bool,
 }
 
+/// The arguments of COPY or ADD: sources, then the destination.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourcesAndDest {
+    /// Source paths, patterns or URLs; heredoc sources are in `contents`.
     pub sources: Vec<String>,
+    /// The heredocs used as sources, in order.
     pub contents: Vec<SourceContent>,
+    /// The destination path; never a heredoc.
     pub dest: String,
 }
 
+/// `COPY` with its flags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Copy {
+    /// What is copied, and where to.
     pub files: SourcesAndDest,
+    /// `--from`: a stage name or index, or an image; `None` copies from the
+    /// build context.
     pub from: Option<String>,
+    /// `--chown=user[:group]`; `None` when not given.
     pub chown: Option<String>,
+    /// `--chmod`: an octal mode such as `0755`, checked by the planner; `None`
+    /// when not given.
     pub chmod: Option<String>,
+    /// `--link`: the layer is built apart from the layers below it.
     pub link: bool,
+    /// `--parents`: sources keep their parent directories under `dest`.
     pub parents: bool,
+    /// Each `--exclude` pattern, in order.
     pub exclude: Vec<String>,
 }
 
+/// `ADD` with its flags.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Add {
+    /// What is added, and where to.
     pub files: SourcesAndDest,
+    /// `--chown=user[:group]`; `None` when not given.
     pub chown: Option<String>,
+    /// `--chmod`: an octal mode such as `0755`, checked by the planner; `None`
+    /// when not given.
     pub chmod: Option<String>,
+    /// `--link`: the layer is built apart from the layers below it.
     pub link: bool,
+    /// `--keep-git-dir`: a git source keeps its `.git` directory.
     pub keep_git_dir: bool,
+    /// `--checksum`: the digest a remote source must have; `None` when not
+    /// given.
     pub checksum: Option<String>,
+    /// Each `--exclude` pattern, in order.
     pub exclude: Vec<String>,
+    /// `--unpack`; `None` when not given, which leaves Docker's default
+    /// (local archives are unpacked, downloads are not).
     pub unpack: Option<bool>,
 }
 
+/// `HEALTHCHECK NONE` or `HEALTHCHECK [options] CMD …`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "UPPERCASE")]
 pub enum Healthcheck {
+    /// `HEALTHCHECK NONE`: no check, not even the base image's.
     None,
+    /// `HEALTHCHECK CMD`: a command and its options. A duration is `None`
+    /// when its flag is not given, zero for an explicit `0` (inherit), and
+    /// otherwise at least 1ms.
     Cmd {
         /// `["CMD", …]` for exec form, `["CMD-SHELL", "…"]` for shell form.
         test: Vec<String>,
+        /// `--interval`: the time between two checks.
         interval: Option<Duration>,
+        /// `--timeout`: how long one check may run.
         timeout: Option<Duration>,
+        /// `--start-period`: time after start in which failures do not count.
         start_period: Option<Duration>,
+        /// `--start-interval`: the time between checks during the start
+        /// period.
         start_interval: Option<Duration>,
+        /// `--retries`: consecutive failures that make the container
+        /// unhealthy; `None` when not given.
         retries: Option<u32>,
     },
 }
 
+/// `ONBUILD` with its trigger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Onbuild {
+    /// The trigger, typed as if written alone on the ONBUILD line; never
+    /// FROM, MAINTAINER or ONBUILD.
     pub trigger: Box<Instruction>,
     /// The trigger as text, recorded in the image config.
     pub expression: String,
@@ -222,7 +322,7 @@ pub fn instruction(node: &Node) -> Result<Instruction, Diagnostic> {
     Ok(Instruction { span: node.span, original: node.original.clone(), command })
 }
 
-fn error(node: &Node, message: impl Into<String>) -> Diagnostic {
+pub(super) fn error(node: &Node, message: impl Into<String>) -> Diagnostic {
     Diagnostic {
         message: message.into(),
         line: node.span.start,
@@ -643,107 +743,6 @@ fn parse_go_duration(text: &str) -> Option<Option<Duration>> {
         return Some(Some(Duration::from_nanos(0)));
     }
     Some(Some(Duration::from_nanos(total.min(u64::MAX as f64) as u64)))
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Bool,
-    String,
-    Strings,
-}
-
-/// Flags of one instruction, checked against what it takes.
-struct Flags {
-    values: Vec<(String, Vec<String>)>,
-}
-
-impl Flags {
-    fn parse(node: &Node, takes: &[(&str, Kind)]) -> Result<Flags, Diagnostic> {
-        let name = node.keyword.to_uppercase();
-        let mut values: Vec<(String, Vec<String>)> = Vec::new();
-        for flag in &node.flags {
-            let body = flag.strip_prefix("--").unwrap_or(flag);
-            let (key, value) = match body.split_once('=') {
-                Some((k, v)) => (k, Some(v)),
-                None => (body, None),
-            };
-            let needle = format!("--{key}");
-            let at = |e: Diagnostic| Diagnostic {
-                column: node.column + column_of(&node.original, &needle) - 1,
-                ..e
-            };
-            let Some(&(_, kind)) = takes.iter().find(|(n, _)| *n == key) else {
-                let mut err = at(error(node, format!("unknown flag: --{key} for {name}")));
-                let names: Vec<&str> = takes.iter().map(|(n, _)| *n).collect();
-                err.hint = Some(if names.is_empty() {
-                    format!("{name} takes no flags")
-                } else {
-                    let list = names.iter().map(|n| format!("--{n}")).collect::<Vec<_>>().join(", ");
-                    match closest(key, &names) {
-                        Some(best) => format!("did you mean --{best}? {name} takes {list}"),
-                        None => format!("{name} takes {list}"),
-                    }
-                });
-                return Err(err);
-            };
-            let existing = values.iter().position(|(k, _)| k == key);
-            if existing.is_some() && kind != Kind::Strings {
-                return Err(at(error(node, format!("duplicate flag specified: --{key}"))));
-            }
-            let value = match (kind, value) {
-                (Kind::Bool, None) => "true".to_string(),
-                (Kind::Bool, Some(v)) if v.eq_ignore_ascii_case("true") => "true".to_string(),
-                (Kind::Bool, Some(v)) if v.eq_ignore_ascii_case("false") => "false".to_string(),
-                (Kind::Bool, Some(v)) => {
-                    return Err(at(error(
-                        node,
-                        format!("expecting boolean value for flag --{key}, not: {v}"),
-                    )));
-                }
-                (_, None) => {
-                    return Err(at(error(node, format!("missing a value on flag: --{key}")))
-                        .with_hint(format!("write --{key}=<value>")));
-                }
-                (_, Some(v)) => v.to_string(),
-            };
-            match existing {
-                Some(i) => values[i].1.push(value),
-                None => values.push((key.to_string(), vec![value])),
-            }
-        }
-        Ok(Flags { values })
-    }
-
-    fn take(&mut self, key: &str) -> Vec<String> {
-        self.values.iter_mut().find(|(k, _)| k == key).map(|(_, v)| std::mem::take(v)).unwrap_or_default()
-    }
-
-    fn string(&mut self, key: &str) -> Option<String> {
-        self.take(key).pop()
-    }
-
-    fn strings(&mut self, key: &str) -> Vec<String> {
-        self.take(key)
-    }
-
-    fn bool(&mut self, key: &str) -> Option<bool> {
-        self.take(key).pop().map(|v| v == "true")
-    }
-
-    // ARG --required is accepted as BuildKit does, but has no effect yet.
-    fn finish(self) {}
-}
-
-/// The candidate nearest to `word` by edit distance, if it is near enough
-/// to be a likely typo.
-fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let word = word.to_lowercase();
-    candidates
-        .iter()
-        .map(|c| (strsim::levenshtein(&word, &c.to_lowercase()), *c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
 }
 
 #[cfg(test)]

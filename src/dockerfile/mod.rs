@@ -1,10 +1,14 @@
-//! The Dockerfile front end: [`parse()`] turns text into a syntax tree of
-//! [`parse::Node`]s with line spans, [`instructions::typed`] turns those into
-//! typed [`instructions::Instruction`]s with validated flags, and [`shell`]
-//! does Docker's word expansion for the stages after them. Errors carry the
-//! line and column they point at and a hint; [`Diagnostic::render`] prints
-//! them with the offending line and a caret.
+//! The Dockerfile front end: text in, typed instructions out, errors at a line.
+//!
+//! - [`parse()`]: text → a syntax tree of [`parse::Node`]s with line spans.
+//! - [`instructions::typed`]: nodes → typed [`instructions::Instruction`]s
+//!   with validated flags.
+//! - [`shell`]: Docker's word expansion, for the stages after them.
+//!
+//! Errors carry the line and column they point at and a hint;
+//! [`Diagnostic::render`] prints them with the offending line and a caret.
 
+mod flags;
 mod heredoc;
 pub mod instructions;
 pub mod parse;

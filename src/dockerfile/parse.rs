@@ -1,13 +1,17 @@
-//! Syntax: Dockerfile text → [`Dockerfile`], a list of [`Node`]s that keep
-//! their line [`Span`]s. [`parse`] reads parser directives (`# syntax=`,
-//! `# escape=`, `# check=`), joins continuation lines with the active escape
-//! character (skipping comment and blank lines inside a continuation), splits
-//! each logical line with the pest grammar in `grammar/dockerfile.pest` into
-//! keyword, flags and arguments (JSON exec form or shell form, per keyword),
-//! and collects heredoc bodies. It knows nothing of what an instruction means:
-//! unknown keywords and flags pass through to `dockerfile::instructions`.
-//! [`Dockerfile::dump`] prints the tree in the format of BuildKit's parser
-//! test cases.
+//! Syntax: Dockerfile text → [`Dockerfile`], a list of [`Node`]s that keep their line [`Span`]s.
+//!
+//! - [`parse`], [`parse_bytes`]: read parser directives (`# syntax=`,
+//!   `# escape=`, `# check=`), join continuation lines with the active escape
+//!   character (skipping comment and blank lines inside a continuation) and
+//!   collect heredoc bodies.
+//! - `LineGrammar`: the pest grammar in `grammar/dockerfile.pest`, which
+//!   splits each logical line into keyword, flags and arguments (JSON exec
+//!   form or shell form, per keyword).
+//! - [`Dockerfile::dump`]: the tree in the format of BuildKit's parser test
+//!   cases.
+//!
+//! It knows nothing of what an instruction means: unknown keywords and flags
+//! pass through to `dockerfile::instructions`.
 
 use std::fmt::Write as _;
 
@@ -21,23 +25,33 @@ use super::Diagnostic;
 use super::heredoc::heredocs_in_line;
 pub use super::quote::go_quote;
 
-#[derive(pest_derive::Parser)]
-#[grammar = "../grammar/dockerfile.pest"]
-pub(super) struct LineGrammar;
+/// The pest grammar for one logical line (`grammar/dockerfile.pest`); the
+/// generated parser and its `Rule` enum stay private to the front end.
+mod grammar {
+    #[derive(pest_derive::Parser)]
+    #[grammar = "../grammar/dockerfile.pest"]
+    pub(in crate::dockerfile) struct LineGrammar;
+}
+
+pub(super) use grammar::{LineGrammar, Rule};
 
 /// A parser directive from the top of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Directive {
     /// Lowercased name: `syntax`, `escape` or `check`.
     pub name: String,
+    /// The text after `=`, without the blanks around it.
     pub value: String,
+    /// The 1-based line the directive is on.
     pub line: usize,
 }
 
 /// Something suspicious that is not an error (Docker warns about the same).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {
+    /// What is suspicious, worded as Docker words it.
     pub message: String,
+    /// The 1-based line it is reported at: the last line of the continuation.
     pub line: usize,
 }
 
@@ -60,7 +74,10 @@ pub struct Heredoc {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Form {
+    /// A JSON array of strings: `["sh", "-c", "make"]`.
     Exec,
+    /// Anything that is not a JSON array; RUN, CMD and ENTRYPOINT run it
+    /// through the stage's shell.
     Shell,
 }
 
@@ -77,9 +94,13 @@ pub struct Node {
     pub form: Option<Form>,
     /// ONBUILD's trigger instruction.
     pub trigger: Option<Box<Node>>,
+    /// The heredocs the line opens, in order, with their bodies (for
+    /// ONBUILD, those its trigger opens).
     pub heredocs: Vec<Heredoc>,
     /// The logical line after continuations were joined.
     pub original: String,
+    /// The lines the instruction covers, continuations and heredoc bodies
+    /// included.
     pub span: Span,
     /// 1-based column (in characters) where `original` starts on its first line.
     pub column: usize,
@@ -88,11 +109,14 @@ pub struct Node {
 /// A parsed Dockerfile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dockerfile {
+    /// The parser directives at the top of the file, in order.
     pub directives: Vec<Directive>,
     /// The escape character in force: `\` or `` ` ``.
     pub escape: char,
+    /// The instructions in file order; never empty.
     #[serde(rename = "instructions")]
     pub nodes: Vec<Node>,
+    /// What Docker would warn about, in file order.
     pub warnings: Vec<Warning>,
 }
 

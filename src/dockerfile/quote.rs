@@ -1,5 +1,7 @@
 //! Go's `strconv.Quote`: how BuildKit prints strings in parser dumps and in
 //! history rows.
+//!
+//! - [`go_quote`]: a string in double quotes with Go's escapes.
 
 use std::fmt::Write as _;
 

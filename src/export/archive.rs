@@ -1,12 +1,17 @@
-//! Image archives. [`save`] writes what `docker save` writes since Docker
-//! 25: a docker-archive (`manifest.json`, `repositories`) that is at the same
-//! time an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/…`),
-//! with uncompressed layers, streamed. [`load`] reads docker-archives (old
-//! layout with `<id>/layer.tar`, new layout with blobs) and OCI archives
-//! (skopeo, buildah), compressed layers included. Loading stages every file
-//! of the archive in one pass, verifies every digest and every layer tar,
-//! and only then commits blobs and tags: a bad archive leaves the store
-//! exactly as it was.
+//! Image archives: `hoist save` and `hoist load`.
+//!
+//! - [`save`]: what `docker save` writes since Docker 25, streamed: a
+//!   docker-archive (`manifest.json`, `repositories`) that is at the same time
+//!   an OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/…`), with
+//!   uncompressed layers.
+//! - [`load`]: docker-archives (old layout with `<id>/layer.tar`, new layout
+//!   with blobs) and OCI archives (skopeo, buildah), compressed layers
+//!   included.
+//! - [`ArchiveError`]: why an archive was refused or could not be written.
+//!
+//! Loading stages every file of the archive in one pass, verifies every
+//! digest and every layer tar, and only then commits blobs and tags: a bad
+//! archive leaves the store exactly as it was.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
@@ -17,42 +22,90 @@ use serde::{Deserialize, Serialize};
 use crate::image::config::{ImageConfig, host_architecture};
 use crate::image::reference::Reference;
 use crate::layer::Digest;
-use crate::layer::check::{TarProblem, normalise};
+use crate::layer::check::TarProblem;
 use crate::store::{CONTAINERD_NAME, Image, REF_NAME, StagedBlob, Store, StoreError, descriptor_digest};
 
 /// JSON documents in an archive larger than this are refused.
 const MAX_JSON: u64 = 16 << 20;
 
+/// Why an archive was refused, or could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Reading the archive stream failed.
     #[error("reading the archive failed: {0}")]
     Read(io::Error),
+    /// Writing the archive stream failed.
     #[error("writing the archive failed: {0}")]
     Write(io::Error),
+    /// An entry with an absolute or escaping path or link, or that is not a
+    /// file, directory or link.
     #[error("archive entry {entry:?} is refused: {reason}")]
-    Hostile { entry: String, reason: String },
+    Hostile {
+        /// The entry's name as the archive spells it.
+        entry: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An entry with fewer bytes than its header announces.
     #[error("the archive is truncated: entry {entry:?} has {got} of its {expected} bytes")]
-    Truncated { entry: String, got: u64, expected: u64 },
+    Truncated {
+        /// The entry's name as the archive spells it.
+        entry: String,
+        /// Bytes read.
+        got: u64,
+        /// Bytes the header announces.
+        expected: u64,
+    },
+    /// Neither `manifest.json` nor `index.json`; the text names what is
+    /// missing.
     #[error("the archive has no {0:?}; it is neither a docker-archive nor an OCI archive")]
     UnknownFormat(String),
+    /// A file that the archive's own documents name but that it lacks.
     #[error("the archive names {path:?}, which it does not contain")]
-    Missing { path: String },
+    Missing {
+        /// The path as named, before links are followed.
+        path: String,
+    },
+    /// A document or a name in it that cannot be read or used.
     #[error("{what} is not valid: {reason}")]
-    Invalid { what: String, reason: String },
+    Invalid {
+        /// What was read: a path in the archive, `image`, `descriptor`, a
+        /// `RepoTags` entry.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Content whose digest is not the one the archive gives for it.
     #[error(
         "{what} has digest {actual}, but the archive says {expected}; the archive is damaged or was tampered with"
     )]
-    DigestMismatch { what: String, expected: String, actual: String },
+    DigestMismatch {
+        /// The config, layer or blob checked.
+        what: String,
+        /// The digest the archive gives (`sha256:<hex>`).
+        expected: String,
+        /// The digest of the content.
+        actual: String,
+    },
+    /// A layer that is not a tar hoist accepts.
     #[error("layer {layer:?} is refused: {problem}")]
-    Layer { layer: String, problem: TarProblem },
+    Layer {
+        /// The layer's path in the archive.
+        layer: String,
+        /// What is wrong with it.
+        problem: TarProblem,
+    },
 }
 
 /// An image `load` added to the store.
 #[derive(Debug, Clone)]
 pub struct LoadedImage {
+    /// The image ID: the digest of its config.
     pub id: Digest,
+    /// The names it was tagged with; empty when the archive gave none.
     pub names: Vec<Reference>,
 }
 
@@ -347,14 +400,19 @@ fn pick_platform(staged: &Staged, descriptor: &Descriptor) -> Result<Descriptor,
         })
 }
 
-/// Lexically cleaned relative path, or `None` if absolute or escaping.
+/// An archive member's name made relative and confined to the archive, or
+/// `None` if it is absolute or escapes.
 fn clean(path: &str) -> Option<String> {
-    if path.starts_with('/') { None } else { normalise(path) }
+    let confined = crate::paths::confined_relative(path.as_bytes()).ok()?;
+    String::from_utf8(confined).ok()
 }
 
 /// An image to save and the names to record for it.
 pub struct SaveItem {
+    /// The image, as read from the store.
     pub image: Image,
+    /// Names recorded in `manifest.json`, `repositories` and `index.json`;
+    /// may be empty.
     pub names: Vec<Reference>,
 }
 

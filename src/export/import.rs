@@ -1,7 +1,10 @@
-//! `hoist import`: a one-layer image from a root filesystem tarball (plain,
-//! gzip or zstd), as `docker import` makes it, with `--change` instructions
-//! applied to its configuration (by `plan::config`, which owns what an
-//! instruction means).
+//! `hoist import`: a one-layer image from a root filesystem tarball, as `docker import` makes it.
+//!
+//! - [`import`]: the tarball (plain, gzip or zstd) becomes the image's only
+//!   layer, tagged if a name is given.
+//! - [`apply_change`]: one `--change` instruction applied to the
+//!   configuration, by `plan::config`, which owns what an instruction means.
+//! - [`ImportOptions`], [`ImportError`]: what to record, and what can fail.
 
 use std::io::Read;
 use std::time::SystemTime;
@@ -12,14 +15,28 @@ use crate::image::time::rfc3339;
 use crate::plan::config::{apply, parse_change};
 use crate::store::{Image, Store, StoreError};
 
+/// Why an import failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A `--change` that is not an instruction import can apply.
     #[error("--change {change:?}: {message}")]
-    Change { change: String, message: String },
+    Change {
+        /// The `--change` text as given.
+        change: String,
+        /// Why it was refused.
+        message: String,
+    },
+    /// The input is not a layer tar hoist accepts.
     #[error("{source_name} is not a usable root filesystem tarball: {problem}")]
-    Layer { source_name: String, problem: crate::layer::check::TarProblem },
+    Layer {
+        /// How the input is named ([`ImportOptions::source_name`]).
+        source_name: String,
+        /// What is wrong with it.
+        problem: crate::layer::check::TarProblem,
+    },
 }
 
 /// What to record besides the layer.

@@ -27,34 +27,56 @@ pub enum Output {
     Local(PathBuf),
     /// `type=tar`: the filesystem as a tar.
     RootfsTar(PathBuf),
+    /// `type=image` (`type=registry` is `push=true`): the image in the
+    /// store under `names` (the build's tags when empty), pushed to their
+    /// registries when `push`.
+    Image {
+        /// Names besides the build's tags.
+        names: Vec<Reference>,
+        /// Push the names to their registries.
+        push: bool,
+    },
 }
 
 impl Output {
     /// Parses an `--output` value as `docker build` takes it: a directory,
-    /// or `type=…,dest=…` (`name` and `compression` are accepted and have
-    /// no effect on these outputs).
+    /// or `type=…,dest=…`, `type=image,name=…[,push=true]`,
+    /// `type=registry,name=…` (`compression` is accepted; the store keeps
+    /// layers uncompressed and a push compresses them).
     pub fn parse(text: &str) -> Result<Output, String> {
         if !text.contains('=') {
             return Ok(Output::Local(PathBuf::from(text)));
         }
         let mut kind = None;
         let mut dest = None;
+        let mut names = Vec::new();
+        let mut push = None;
         for field in text.split(',') {
             match field.split_once('=') {
                 Some(("type", v)) => kind = Some(v.to_string()),
                 Some(("dest", v)) => dest = Some(PathBuf::from(v)),
-                Some((k, _)) if k == "name" || k == "compression" => {}
+                Some(("name", v)) => {
+                    names.push(Reference::parse(v).map_err(|e| format!("--output {text}: name {v:?}: {e}"))?)
+                }
+                Some(("push", v)) => {
+                    push = Some(
+                        v.parse::<bool>().map_err(|_| format!("--output {text}: push is true or false"))?,
+                    )
+                }
+                Some(("compression", _)) => {}
                 _ => return Err(format!("--output {text}: unknown field {field:?}")),
             }
         }
-        let dest = dest.ok_or_else(|| format!("--output {text}: dest=… is required"))?;
+        let file = |dest: Option<PathBuf>| dest.ok_or_else(|| format!("--output {text}: dest=… is required"));
         match kind.as_deref() {
-            Some("docker") | Some("oci") => Ok(Output::Archive(dest)),
-            Some("local") => Ok(Output::Local(dest)),
-            Some("tar") => Ok(Output::RootfsTar(dest)),
-            Some(other) => {
-                Err(format!("--output type={other} is not supported: use docker, oci, local or tar"))
-            }
+            Some("docker") | Some("oci") => Ok(Output::Archive(file(dest)?)),
+            Some("local") => Ok(Output::Local(file(dest)?)),
+            Some("tar") => Ok(Output::RootfsTar(file(dest)?)),
+            Some("image") => Ok(Output::Image { names, push: push.unwrap_or(false) }),
+            Some("registry") => Ok(Output::Image { names, push: push.unwrap_or(true) }),
+            Some(other) => Err(format!(
+                "--output type={other} is not supported: use docker, oci, local, tar, image or registry"
+            )),
             None => Err(format!("--output {text}: type=… is required")),
         }
     }
@@ -65,6 +87,12 @@ impl Output {
             Output::Archive(dest) => write_archive(store, image, names, dest),
             Output::Local(dest) => write_local(store, image, dest),
             Output::RootfsTar(dest) => write_rootfs_tar(store, image, dest),
+            Output::Image { names: extra, .. } => {
+                for name in extra.iter().filter(|n| !names.contains(n)) {
+                    store.tag(&image.id().to_string(), name)?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -123,7 +151,7 @@ pub fn write_rootfs_tar(store: &Store, image: &Image, dest: &Path) -> Result<(),
             Ok(())
         })
     };
-    if !crate::sandbox::rootless() {
+    if !crate::idmap::rootless() {
         return write(Ownership::Preserve);
     }
     if !crate::sandbox::namespace_available() {
@@ -185,6 +213,16 @@ mod tests {
         assert_eq!(Output::parse("type=oci,dest=a.tar,name=x"), Ok(Output::Archive("a.tar".into())));
         assert_eq!(Output::parse("type=tar,dest=r.tar"), Ok(Output::RootfsTar("r.tar".into())));
         assert_eq!(Output::parse("type=local,dest=d"), Ok(Output::Local("d".into())));
+        let name = Reference::parse("r:5000/a:1").unwrap();
+        assert_eq!(
+            Output::parse("type=image,name=r:5000/a:1,push=true"),
+            Ok(Output::Image { names: vec![name.clone()], push: true })
+        );
+        assert_eq!(
+            Output::parse("type=registry,name=r:5000/a:1"),
+            Ok(Output::Image { names: vec![name], push: true })
+        );
+        assert_eq!(Output::parse("type=image"), Ok(Output::Image { names: vec![], push: false }));
     }
 
     #[test]
@@ -192,6 +230,7 @@ mod tests {
         assert!(Output::parse("type=docker").unwrap_err().contains("dest="));
         assert!(Output::parse("dest=x").unwrap_err().contains("type="));
         assert!(Output::parse("type=bogus,dest=x").unwrap_err().contains("not supported"));
+        assert!(Output::parse("type=image,name=UPPER").unwrap_err().contains("name"));
         assert!(Output::parse("type=tar,dest=x,color=red").unwrap_err().contains("unknown field"));
     }
 

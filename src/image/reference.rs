@@ -1,7 +1,11 @@
-//! Image references, normalised as Docker does: `app` is
-//! `docker.io/library/app:latest`, `localhost:5000/a/b` keeps its registry,
-//! `name@sha256:…` pins a manifest. [`Reference::parse`] rejects what Docker
-//! rejects, quoting Docker's rule in the message.
+//! Image references, normalised as Docker normalises them.
+//!
+//! - [`Reference`]: `app` is `docker.io/library/app:latest`,
+//!   `localhost:5000/a/b` keeps its registry, `name@sha256:…` pins a
+//!   manifest.
+//! - [`Reference::parse`]: rejects what Docker rejects, quoting Docker's rule
+//!   in the message ([`ReferenceError`]).
+//! - [`DEFAULT_DOMAIN`]: the registry a name without one is on.
 
 use std::fmt;
 
@@ -18,11 +22,14 @@ pub struct Reference {
     pub domain: String,
     /// Repository path in the registry: `library/app`, `team/app`.
     pub path: String,
+    /// The tag (`latest`, `1.2`); `None` when the reference has only a
+    /// digest, or none at all from [`Reference::parse_name_only`].
     pub tag: Option<String>,
     /// `sha256:<hex>` of a manifest.
     pub digest: Option<String>,
 }
 
+/// A reference Docker would refuse, with the rule it breaks.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid reference format: {0}")]
 pub struct ReferenceError(pub String);

@@ -17,25 +17,58 @@ const BLOCK: usize = 512;
 /// What is wrong with a layer tar.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TarProblem {
+    /// An entry's name has a `..` that climbs above the layer root, or a NUL byte.
     #[error("entry {entry:?} points outside the layer root (`..` climbs above `/`)")]
-    PathEscape { entry: String },
+    PathEscape {
+        /// The entry's name as the tar spells it.
+        entry: String,
+    },
+    /// An entry lies under a symlink, put earlier in the same layer, whose
+    /// target is absolute or climbs above the layer root.
     #[error(
         "entry {entry:?} writes through the symlink {link:?} of the same layer, which points outside the layer root"
     )]
-    ThroughSymlink { entry: String, link: String },
+    ThroughSymlink {
+        /// The entry's name as the tar spells it.
+        entry: String,
+        /// The symlink's path, normalised and relative to the layer root.
+        link: String,
+    },
+    /// A hardlink's target climbs above the layer root or holds a NUL byte.
     #[error("hardlink {entry:?} points outside the layer root: {target:?}")]
-    HardlinkEscape { entry: String, target: String },
+    HardlinkEscape {
+        /// The hardlink's name as the tar spells it.
+        entry: String,
+        /// The target as the tar spells it.
+        target: String,
+    },
+    /// A non-zero header block whose checksum does not match: the stream is
+    /// not a tar, or is corrupt.
     #[error("not a tar archive: bad header checksum at byte {offset}")]
-    BadHeader { offset: u64 },
+    BadHeader {
+        /// Where the header block starts, in bytes from the start of the tar.
+        offset: u64,
+    },
+    /// The stream stops inside an entry's data or an extended header's data.
     #[error("the tar archive is truncated in entry {entry:?} ({missing} bytes missing)")]
-    Truncated { entry: String, missing: u64 },
+    Truncated {
+        /// The name of the last entry whose header was read; empty if none was.
+        entry: String,
+        /// Bytes still expected, counting the padding to the 512-byte block.
+        missing: u64,
+    },
+    /// The stream stops partway through a 512-byte header block.
     #[error("the tar archive is truncated inside a header at byte {offset}")]
-    TruncatedHeader { offset: u64 },
+    TruncatedHeader {
+        /// Where the stream stops: its length in bytes.
+        offset: u64,
+    },
 }
 
 /// Counts of what the checked tar holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TarSummary {
+    /// Entries in the tar, not counting GNU long-name and PAX headers.
     pub entries: u64,
 }
 
@@ -62,6 +95,7 @@ pub struct TarCheck {
 }
 
 impl TarCheck {
+    /// A check expecting the first byte of a tar.
     pub fn new() -> TarCheck {
         TarCheck::default()
     }

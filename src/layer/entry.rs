@@ -13,46 +13,70 @@ use super::LayerError;
 /// put in the directory `path`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EntryKind {
+    /// A directory.
     Dir,
+    /// A regular file.
     File {
+        /// Length of the contents, in bytes.
         size: u64,
     },
+    /// A symbolic link.
     Symlink {
+        /// What the link points at, stored as is: absolute or relative.
         target: PathBuf,
     },
     /// A second name for `target`, an earlier path in the same layer.
     Hardlink {
+        /// The first name, relative to the layer root.
         target: PathBuf,
     },
+    /// A character device node.
     CharDevice {
+        /// The device's major number.
         major: u32,
+        /// The device's minor number.
         minor: u32,
     },
+    /// A block device node.
     BlockDevice {
+        /// The device's major number.
         major: u32,
+        /// The device's minor number.
         minor: u32,
     },
+    /// A named pipe.
     Fifo,
+    /// Deletes `path` from lower layers; written as `.wh.<name>`.
     Whiteout,
+    /// Hides what lower layers put in the directory `path`; written as
+    /// `<path>/.wh..wh..opq`.
     OpaqueWhiteout,
 }
 
 /// One member of a layer: a path relative to the layer root and its metadata.
-///
-/// `mode` holds the permission bits including setuid, setgid and sticky
-/// (`0o7777`); the file type comes from `kind`. `mtime` is in whole seconds,
-/// as Docker records it. `uname`/`gname` are written only when set, so
-/// layers do not depend on the build host's user database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// Where the member goes, relative to the layer root; for a whiteout,
+    /// the path it deletes or hides.
     pub path: PathBuf,
+    /// What the member is; the file type comes from here, not from `mode`.
     pub kind: EntryKind,
+    /// Permission bits including setuid, setgid and sticky; bits outside
+    /// `0o7777` are not written.
     pub mode: u32,
+    /// Owning user id, as numbered inside the image.
     pub uid: u64,
+    /// Owning group id, as numbered inside the image.
     pub gid: u64,
+    /// Modification time in whole seconds since the Unix epoch, as Docker
+    /// records it; may be negative.
     pub mtime: i64,
+    /// Owning user name, written only when set so that layers do not depend
+    /// on the build host's user database.
     pub uname: Option<String>,
+    /// Owning group name, written only when set, like `uname`.
     pub gname: Option<String>,
+    /// Extended attributes by name, written as PAX `SCHILY.xattr.*` records.
     pub xattrs: BTreeMap<OsString, Vec<u8>>,
 }
 

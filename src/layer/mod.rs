@@ -35,6 +35,8 @@ mod digest;
 mod entry;
 mod error;
 mod extract;
+mod gzip;
+mod read_ahead;
 mod write;
 
 pub use compression::{Compression, Decoder, Encoder};
@@ -42,4 +44,6 @@ pub use digest::{Digest, DigestReader, DigestWriter};
 pub use entry::{Entry, EntryKind};
 pub use error::LayerError;
 pub use extract::{ExtractOptions, ExtractStats, ExtractWarning, Ownership, XattrPolicy, extract};
+pub use gzip::{GZIP_FORMAT, GzipReader};
+pub use read_ahead::with_read_ahead;
 pub use write::{LayerSummary, LayerWriter, write_dir};

@@ -26,6 +26,7 @@ pub(crate) const OPAQUE_WHITEOUT: &[u8] = b".wh..wh..opq";
 /// What a finished layer is known by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerSummary {
+    /// How the tar was compressed on the way out.
     pub compression: Compression,
     /// sha256 of the uncompressed tar: the image config's `rootfs.diff_ids`.
     pub diff_id: Digest,
@@ -33,6 +34,7 @@ pub struct LayerSummary {
     pub digest: Digest,
     /// Bytes written out (compressed).
     pub size: u64,
+    /// Bytes of the uncompressed tar.
     pub uncompressed_size: u64,
 }
 

@@ -150,25 +150,10 @@ pub(super) fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
 /// WORKDIR: absolute paths replace, relative ones extend the previous one.
 pub(super) fn join_workdir(current: &str, path: &str) -> String {
     if path.starts_with('/') {
-        return clean_path(path);
+        return crate::paths::rooted(path);
     }
     let base = if current.is_empty() { "/" } else { current };
-    clean_path(&format!("{base}/{path}"))
-}
-
-/// Lexical cleaning of an absolute path (`.`, `..`, repeated slashes).
-fn clean_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    format!("/{}", parts.join("/"))
+    crate::paths::rooted(&format!("{base}/{path}"))
 }
 
 /// Labels given on the command line (`--label`), applied after the build.

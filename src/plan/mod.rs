@@ -28,7 +28,6 @@ pub use ops::{
 pub use scope::PROXY_ARGS;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fmt;
 
 use petgraph::algo::toposort;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -36,60 +35,10 @@ use petgraph::graph::{DiGraph, NodeIndex};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::dockerfile::instructions::{Command, Instruction};
 use crate::dockerfile::shell::ShellLexer;
-use crate::image::config::{ImageConfig, host_architecture};
+use crate::image::config::ImageConfig;
+pub use crate::image::manifest::Platform;
 use scope::GlobalArgs;
 use stage::{StageContext, plan_stage};
-
-/// A platform as `os/arch[/variant]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    /// `linux`.
-    pub os: String,
-    /// `amd64`, `arm64`…
-    pub architecture: String,
-    /// `v7` for `linux/arm/v7`.
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// This machine's platform.
-    pub fn host() -> Platform {
-        Platform { os: "linux".into(), architecture: host_architecture().into(), variant: None }
-    }
-
-    /// Parses `linux/amd64`, `linux/arm/v7`.
-    pub fn parse(text: &str) -> Result<Platform, String> {
-        let parts: Vec<&str> = text.split('/').collect();
-        match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => {
-                Ok(Platform { os: os.to_string(), architecture: arch.to_string(), variant: None })
-            }
-            [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
-                Ok(Platform {
-                    os: os.to_string(),
-                    architecture: arch.to_string(),
-                    variant: Some(variant.to_string()),
-                })
-            }
-            _ => Err(format!("invalid platform {text:?}: write os/arch[/variant], e.g. linux/amd64")),
-        }
-    }
-
-    /// Whether a machine of this platform runs `other`'s programs (the
-    /// variant aside: hoist does not emulate).
-    pub fn runs(&self, other: &Platform) -> bool {
-        self.os == other.os && self.architecture == other.architecture
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.variant {
-            Some(v) => write!(f, "{}/{}/{v}", self.os, self.architecture),
-            None => write!(f, "{}/{}", self.os, self.architecture),
-        }
-    }
-}
 
 /// What the user asked for besides the Dockerfile.
 #[derive(Debug, Clone)]

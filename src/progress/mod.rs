@@ -1,11 +1,16 @@
 //! Progress: the one stream of [`Event`]s a build emits, and its renderers.
-//! [`renderer`] picks one for a [`Mode`]: `plain` writes BuildKit's log
-//! format for CI (`#N [stage i/n] INSTRUCTION`, output lines prefixed with
-//! `#N` and the seconds since the step started, `#N CACHED`, `#N DONE 0.4s`,
-//! `#N ERROR: …`), `json` writes one event per line, `tty` draws a line per
-//! running step with its elapsed time and the tail of its output
-//! (indicatif), `quiet` writes nothing, and `auto` is `tty` on a terminal and
-//! `plain` otherwise. Renderers only show; they decide nothing.
+//!
+//! - [`Event`], [`Stream`]: what happened to which step.
+//! - [`Progress`]: what receives the events.
+//! - [`renderer`]: the renderer for a [`Mode`]: `plain` writes BuildKit's log
+//!   format for CI (`#N [stage i/n] INSTRUCTION`, output lines prefixed with
+//!   `#N` and the seconds since the step started, `#N CACHED`,
+//!   `#N DONE 0.4s`, `#N ERROR: …`), `json` writes one event per line, `tty`
+//!   draws a line per running step with its elapsed time and the tail of its
+//!   output (indicatif), `quiet` writes nothing, and `auto` is `tty` on a
+//!   terminal and `plain` otherwise.
+//!
+//! Renderers only show; they decide nothing.
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
@@ -18,7 +23,9 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
+    /// The step's standard output.
     Stdout,
+    /// The step's standard error.
     Stderr,
 }
 
@@ -26,29 +33,56 @@ pub enum Stream {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    /// `name` is what the user reads: `[build 2/5] RUN make`.
+    /// A step began.
     Started {
+        /// The step's number, unique in the build.
         id: usize,
+        /// What the user reads: `[build 2/5] RUN make`.
         name: String,
     },
+    /// A step's result came from the cache; it did not run.
     Cached {
+        /// The step's number.
         id: usize,
     },
+    /// One line a running step wrote.
     Output {
+        /// The step's number.
         id: usize,
+        /// Which output the line came from.
         stream: Stream,
+        /// The line without its line ending, invalid UTF-8 replaced.
         line: String,
     },
+    /// A step finished.
     Done {
+        /// The step's number.
         id: usize,
+        /// How long it ran, in seconds.
         seconds: f64,
     },
+    /// A step failed.
     Failed {
+        /// The step's number.
         id: usize,
+        /// How long it ran before failing, in seconds.
         seconds: f64,
+        /// Why it failed.
         message: String,
     },
+    /// Bytes moved so far by a step that transfers data (a layer pulled
+    /// or pushed).
+    Transfer {
+        /// The step.
+        id: usize,
+        /// Bytes so far.
+        current: u64,
+        /// Bytes in all; 0 when not known.
+        total: u64,
+    },
+    /// Something the user should know that belongs to no step.
     Warning {
+        /// The warning's text.
         message: String,
     },
 }
@@ -56,10 +90,15 @@ pub enum Event {
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// `Tty` on a terminal, `Plain` otherwise.
     Auto,
+    /// A line per running step, redrawn in place, with the tail of its output.
     Tty,
+    /// BuildKit's plain log format, for CI.
     Plain,
+    /// One JSON object per event, one per line.
     Json,
+    /// Nothing.
     Quiet,
 }
 
@@ -79,6 +118,7 @@ impl std::str::FromStr for Mode {
 
 /// Receives the events of a build; shared by the threads that run steps.
 pub trait Progress: Send + Sync {
+    /// Shows one event; events of one step come in the order they happened.
     fn event(&self, event: Event);
     /// Called once at the end, to finish drawing.
     fn finish(&self) {}
@@ -127,11 +167,17 @@ impl Progress for Json {
 struct Plain {
     out: Mutex<Box<dyn Write + Send>>,
     started: Mutex<HashMap<usize, Instant>>,
+    /// When each transfer was last shown.
+    transfers: Mutex<HashMap<usize, Instant>>,
 }
 
 impl Plain {
     fn new(out: Box<dyn Write + Send>) -> Plain {
-        Plain { out: Mutex::new(out), started: Mutex::new(HashMap::new()) }
+        Plain {
+            out: Mutex::new(out),
+            started: Mutex::new(HashMap::new()),
+            transfers: Mutex::new(HashMap::new()),
+        }
     }
 }
 
@@ -155,11 +201,42 @@ impl Progress for Plain {
             Event::Done { id, seconds } => format!("#{id} DONE {seconds:.1}s\n\n"),
             Event::Failed { id, seconds, message } => format!("#{id} ERROR: {message} ({seconds:.1}s)\n\n"),
             Event::Warning { message } => format!("WARNING: {message}\n"),
+            Event::Transfer { id, current, total } => {
+                // A line a second at most: CI logs stay readable.
+                let mut shown = self.transfers.lock().unwrap_or_else(|e| e.into_inner());
+                let due = shown.get(id).is_none_or(|at: &Instant| at.elapsed() >= Duration::from_secs(1));
+                if !due {
+                    return;
+                }
+                shown.insert(*id, Instant::now());
+                let elapsed = self
+                    .started
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(id)
+                    .map_or(Duration::ZERO, Instant::elapsed);
+                format!("#{id} {} {:.1}s\n", transferred(*current, *total), elapsed.as_secs_f64())
+            }
         };
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
     }
+}
+
+/// `12.3MB / 45.6MB`, as BuildKit shows a transfer.
+fn transferred(current: u64, total: u64) -> String {
+    let size = |bytes: u64| {
+        let mb = bytes as f64 / 1e6;
+        if mb >= 100.0 {
+            format!("{mb:.0}MB")
+        } else if mb >= 0.1 {
+            format!("{mb:.1}MB")
+        } else {
+            format!("{:.0}kB", bytes as f64 / 1e3)
+        }
+    };
+    if total == 0 { size(current) } else { format!("{} / {}", size(current), size(total)) }
 }
 
 /// How many output lines a running step shows under its spinner.
@@ -233,6 +310,11 @@ impl Progress for Tty {
             }
             Event::Warning { message } => {
                 let _ = self.bars.println(format!("WARNING: {message}"));
+            }
+            Event::Transfer { id, current, total } => {
+                if let Some(step) = steps.get_mut(&id) {
+                    step.bar.set_message(transferred(current, total));
+                }
             }
         }
     }

@@ -46,35 +46,56 @@ pub struct BindMount {
     pub source: PathBuf,
     /// Absolute path inside the sandbox.
     pub target: String,
+    /// Mount read-only; otherwise writes inside the sandbox reach the host.
     pub readonly: bool,
 }
 
 /// A resource limit, applied to the process before exec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rlimit {
+    /// The resource limited.
     pub resource: RlimitResource,
+    /// The limit enforced, in the resource's unit; `u64::MAX` is unlimited.
     pub soft: u64,
+    /// The ceiling the process may raise `soft` to, in the same unit;
+    /// `u64::MAX` is unlimited.
     pub hard: u64,
 }
 
 /// The resources `setrlimit` knows, named as Docker's `--ulimit` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RlimitResource {
+    /// `RLIMIT_AS`: address space, in bytes.
     As,
+    /// `RLIMIT_CORE`: core dump size, in bytes.
     Core,
+    /// `RLIMIT_CPU`: CPU time, in seconds.
     Cpu,
+    /// `RLIMIT_DATA`: data segment size, in bytes.
     Data,
+    /// `RLIMIT_FSIZE`: size of a file the process writes, in bytes.
     Fsize,
+    /// `RLIMIT_LOCKS`: file locks held.
     Locks,
+    /// `RLIMIT_MEMLOCK`: memory locked into RAM, in bytes.
     Memlock,
+    /// `RLIMIT_MSGQUEUE`: bytes in POSIX message queues.
     Msgqueue,
+    /// `RLIMIT_NICE`: the lowest nice value the process may set, given as `20 - nice`.
     Nice,
+    /// `RLIMIT_NOFILE`: one more than the highest open file descriptor number.
     Nofile,
+    /// `RLIMIT_NPROC`: processes (threads) of the real user id.
     Nproc,
+    /// `RLIMIT_RSS`: resident set size, in bytes (ignored by Linux).
     Rss,
+    /// `RLIMIT_RTPRIO`: ceiling on the real-time priority.
     Rtprio,
+    /// `RLIMIT_RTTIME`: CPU time under real-time scheduling without blocking, in microseconds.
     Rttime,
+    /// `RLIMIT_SIGPENDING`: signals queued for the real user id.
     Sigpending,
+    /// `RLIMIT_STACK`: main thread stack size, in bytes.
     Stack,
 }
 
@@ -141,7 +162,9 @@ pub enum Stdin {
 /// Which output stream a chunk came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
+    /// The process's standard output.
     Stdout,
+    /// The process's standard error.
     Stderr,
 }
 
@@ -174,6 +197,7 @@ impl std::fmt::Debug for Output {
 /// and set the fields that differ from the defaults.
 #[derive(Debug)]
 pub struct SandboxSpec {
+    /// The filesystem the process sees as `/`.
     pub root: RootFs,
     /// The command; `argv[0]` is looked up on the sandbox's `PATH` when it has no `/`.
     pub argv: Vec<String>,
@@ -183,17 +207,25 @@ pub struct SandboxSpec {
     pub cwd: String,
     /// `name`, `uid`, `uid:gid`, `name:group`; `None` is root.
     pub user: Option<String>,
+    /// The UTS hostname, also in `/etc/hostname`; 1 to 64 bytes.
     pub hostname: String,
+    /// The network namespace the process gets.
     pub network: Network,
     /// Content of `/etc/hosts`; `None` generates Docker's default.
     pub hosts: Option<String>,
     /// Content of `/etc/resolv.conf`; `None` copies the host's (host network)
     /// or writes one without nameservers (no network).
     pub resolv_conf: Option<String>,
+    /// Extra bind mounts, made recursively and in order, so a later one may cover an earlier one.
     pub mounts: Vec<BindMount>,
+    /// Wall-clock time from the call's start after which the process tree
+    /// is killed with `SIGKILL`; `None` waits for as long as it runs.
     pub timeout: Option<Duration>,
+    /// Resource limits set in the process before exec, in order.
     pub rlimits: Vec<Rlimit>,
+    /// What the process reads on standard input.
     pub stdin: Stdin,
+    /// Where the process's stdout and stderr go.
     pub output: Output,
     /// Set to `true` from any thread to kill the process tree.
     pub cancel: Option<Arc<AtomicBool>>,
@@ -226,12 +258,14 @@ impl SandboxSpec {
 /// How the process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
+    /// Exited by itself with this status code (0 to 255).
     Exited(i32),
     /// Killed by this signal (`SIGKILL` after a timeout or cancellation).
     Signaled(i32),
 }
 
 impl ExitStatus {
+    /// Whether the process exited with status 0.
     pub fn success(self) -> bool {
         self == ExitStatus::Exited(0)
     }
@@ -240,9 +274,13 @@ impl ExitStatus {
 /// The result of a sandbox run whose process was started.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// How the process ended.
     pub status: ExitStatus,
+    /// The process tree was killed because [`SandboxSpec::timeout`] passed.
     pub timed_out: bool,
+    /// The process tree was killed because [`SandboxSpec::cancel`] was set.
     pub cancelled: bool,
+    /// Wall-clock time of the whole run, sandbox setup and teardown included.
     pub duration: Duration,
     /// Paths (relative to the root, e.g. `etc/hosts`) that did not exist and
     /// were created only to mount onto. The sandbox removes them again before

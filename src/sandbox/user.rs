@@ -10,8 +10,12 @@ use super::sys;
 /// A user as the process will run: ids, supplementary groups and home.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedUser {
+    /// The user id inside the image.
     pub uid: u32,
+    /// The primary group id inside the image: the explicit group if one was
+    /// given, else passwd's, else 0.
     pub gid: u32,
+    /// Supplementary group ids for `setgroups`, the primary group first.
     pub additional_gids: Vec<u32>,
     /// From passwd; `/` when the user is not in passwd (as Docker).
     pub home: String,

@@ -67,25 +67,47 @@ pub use working::{RootDescription, WorkingRoot};
 /// Everything that can go wrong with snapshots.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    /// A filesystem operation on the host failed.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        /// The host path operated on.
+        path: PathBuf,
+        /// The operation's error.
+        source: io::Error,
+    },
+    /// Opening a layer blob in the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Extracting a layer into its layer dir failed.
     #[error("cannot unpack layer {diff_id}: {source}")]
     Unpack {
+        /// The sha256 of the layer's uncompressed tar.
         diff_id: Digest,
+        /// Why extraction failed.
         #[source]
         source: LayerError,
     },
+    /// Reading a working root's changes or writing them as a layer failed.
     #[error("cannot write the layer diff: {0}")]
     Diff(#[source] LayerError),
+    /// `HOIST_SNAPSHOTTER` is set to neither `overlay` nor `copy`.
     #[error("HOIST_SNAPSHOTTER={value:?} names no snapshotter: use `overlay` or `copy`")]
-    UnknownSnapshotter { value: String },
+    UnknownSnapshotter {
+        /// The variable's value.
+        value: String,
+    },
+    /// An image's manifest and config disagree about its layers.
     #[error("image {image}: {reason}")]
-    Image { image: Digest, reason: String },
+    Image {
+        /// The image ID (sha256 of its config).
+        image: Digest,
+        /// What disagrees.
+        reason: String,
+    },
     /// What the user-namespace helper reported (it names its paths).
     #[error("{0}")]
     Helper(String),
+    /// The user-namespace helper could not be run, or passing its output back failed.
     #[error("the user-namespace helper failed: {0}")]
     HelperFailed(io::Error),
 }
@@ -134,7 +156,9 @@ impl FromStr for Snapshotter {
 /// its uncompressed tar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerBlob {
+    /// The blob's digest in the store: the manifest's (compressed) layer digest.
     pub digest: Digest,
+    /// The sha256 of the uncompressed layer tar: the config's `rootfs.diff_ids` entry.
     pub diff_id: Digest,
 }
 
@@ -227,6 +251,7 @@ impl Snapshots {
         self
     }
 
+    /// How these snapshots make working roots.
     pub fn snapshotter(&self) -> Snapshotter {
         self.snapshotter
     }

@@ -32,7 +32,9 @@ pub struct MergedView {
 pub struct Found {
     /// The path in the image, absolute, with symlinks resolved as asked.
     pub path: String,
+    /// The file on the host: inside the topmost layer dir that has it.
     pub fs_path: PathBuf,
+    /// `fs_path`'s metadata, not following a symlink.
     pub metadata: Metadata,
 }
 

@@ -24,8 +24,16 @@ use crate::layer::{Compression, LayerSummary};
 /// What the sandbox mounts as the root filesystem.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RootDescription {
-    /// An overlay mount; `lower` is top first, as `lowerdir=` lists it.
-    Overlay { lower: Vec<PathBuf>, upper: PathBuf, work: PathBuf },
+    /// An overlay mount.
+    Overlay {
+        /// The unpacked layer dirs, top first, as `lowerdir=` lists them.
+        lower: Vec<PathBuf>,
+        /// Where writes land: empty when the working root is made, then the
+        /// changes a diff reads.
+        upper: PathBuf,
+        /// Overlayfs's work dir, empty, on the same filesystem as `upper`.
+        work: PathBuf,
+    },
     /// A plain directory, bind-mounted.
     Dir(PathBuf),
 }
@@ -158,7 +166,8 @@ impl WorkingRoot {
         }
     }
 
-    /// The layer dirs beneath this root, bottom first.
+    /// The layer dirs beneath this root, bottom first (an empty placeholder
+    /// dir when there are no layers); `None` for a copy, which has none.
     pub fn lowers(&self) -> Option<&[PathBuf]> {
         match &self.kind {
             Kind::Overlay { lowers, .. } => Some(lowers),

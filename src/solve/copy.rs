@@ -146,7 +146,7 @@ impl Build<'_> {
         write: impl FnOnce(&mut dyn std::io::Write) -> Result<LayerSummary, StepError>,
     ) -> Result<BuiltLayer, StepError> {
         let mut blob = self.options.store.blob_writer()?;
-        let summary = if sandbox::rootless() && sandbox::namespace_available() {
+        let summary = if crate::idmap::rootless() && sandbox::namespace_available() {
             as_namespace_root(&mut blob, write)?
         } else {
             write(&mut blob)?

@@ -1,11 +1,18 @@
-//! The layer a COPY, ADD or WORKDIR writes, planned entry by entry from
-//! its sources: no root filesystem is materialised. The destination is resolved against the
-//! stage's filesystem ([`MergedView`]): an existing directory is copied
-//! into, symlinked directories on the way are followed inside the image,
-//! directories that exist are carried into the layer with their metadata
-//! (as overlayfs copies them up) and missing ones are created 0755, owned
-//! like the files when `--chown` is given. Files keep their mode and mtime;
-//! their owner is root for the context, kept for `--from`, or `--chown`.
+//! The layer a COPY, ADD or WORKDIR writes, planned entry by entry from its sources.
+//!
+//! - [`CopyPlan`]: the layer's entries by path, resolved against the stage's
+//!   filesystem ([`MergedView`]) without materialising a root filesystem;
+//!   [`CopyPlan::write`] writes them as a tar.
+//! - [`Source`], [`SourceEntry`], [`InlineFile`]: what is copied: files found
+//!   in the context, a stage or an image, and heredocs.
+//! - [`CopyError`]: why a copy cannot be planned or written.
+//!
+//! An existing destination directory is copied into, symlinked directories
+//! on the way are followed inside the image, directories that exist are
+//! carried into the layer with their metadata (as overlayfs copies them up)
+//! and missing ones are created 0755, owned like the files when `--chown` is
+//! given. Files keep their mode and mtime; their owner is root for the
+//! context, kept for `--from`, or `--chown`.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -20,8 +27,12 @@ use crate::snapshot::{MergedView, components};
 /// (empty for the source itself).
 #[derive(Debug, Clone)]
 pub struct SourceEntry {
+    /// The name relative to the source, `/`-separated; empty for the
+    /// source itself.
     pub rel: String,
+    /// Where the file is read from on the host.
     pub fs_path: PathBuf,
+    /// The metadata of `fs_path` itself (a symlink is not followed).
     pub metadata: std::fs::Metadata,
 }
 
@@ -36,6 +47,7 @@ pub struct Source {
 }
 
 impl Source {
+    /// Whether the source is a directory, whose contents are copied.
     pub fn is_dir(&self) -> bool {
         self.entries.first().is_some_and(|e| e.metadata.is_dir())
     }
@@ -44,9 +56,13 @@ impl Source {
 /// An in-memory file (a heredoc).
 #[derive(Debug, Clone)]
 pub struct InlineFile {
+    /// The file's name: the heredoc's terminator word.
     pub name: String,
+    /// The content.
     pub data: Vec<u8>,
+    /// Permission bits, used unless `--chmod` is given.
     pub mode: u32,
+    /// Modification time, in whole seconds since the epoch.
     pub mtime: i64,
 }
 
@@ -68,12 +84,22 @@ pub struct CopyPlan<'v> {
     now: i64,
 }
 
+/// Why a copy could not be planned, or its layer written.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
+    /// A copy that cannot be done (a file onto a directory, a path through a
+    /// file, a socket); the text says which.
     #[error("{0}")]
     Invalid(String),
+    /// Reading the image's filesystem or a source failed.
     #[error("{path}: {source}")]
-    Io { path: String, source: io::Error },
+    Io {
+        /// The path read: in the image, or a source on the host.
+        path: String,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// Reading a source's metadata or writing the layer failed.
     #[error(transparent)]
     Layer(#[from] LayerError),
 }
@@ -87,6 +113,9 @@ fn key(path: &str) -> String {
 }
 
 impl<'v> CopyPlan<'v> {
+    /// An empty plan over `view`: `owner` is `--chown` as (uid, gid),
+    /// `chmod` is `--chmod`, and `now` (seconds since the epoch) is the mtime
+    /// of the directories it creates.
     pub fn new(
         view: &'v MergedView,
         owner: Option<(u32, u32)>,

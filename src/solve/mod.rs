@@ -41,7 +41,6 @@ use crate::image::config::ImageConfig;
 use crate::layer::Digest;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::sandbox;
 use crate::snapshot::{LayerBlob, MergedView, Snapshots};
 use crate::store::Store;
 
@@ -72,6 +71,8 @@ pub struct SolveOptions<'a> {
     pub jobs: usize,
     /// Where events go.
     pub progress: &'a dyn Progress,
+    /// The progress id of the first stage's FROM; later steps count up.
+    pub first_id: usize,
     /// Set to stop the build; running steps are killed.
     pub cancel: Arc<AtomicBool>,
 }
@@ -139,7 +140,7 @@ struct Build<'a> {
 pub fn solve(plan: &Plan, options: &SolveOptions<'_>) -> Result<Solved, SolveError> {
     let cache = CacheIndex::open(options.store)?;
     let mut first_id = vec![0; plan.stages.len()];
-    let mut next = 1;
+    let mut next = options.first_id;
     for &stage in &plan.order {
         first_id[stage] = next;
         next += 1 + plan.stages[stage].steps.len();
@@ -154,7 +155,7 @@ pub fn solve(plan: &Plan, options: &SolveOptions<'_>) -> Result<Solved, SolveErr
         first_id,
         executed: AtomicUsize::new(0),
         cached: AtomicUsize::new(0),
-        archive_ownership: if sandbox::rootless() {
+        archive_ownership: if crate::idmap::rootless() {
             crate::snapshot::namespace_ownership()
         } else {
             crate::layer::Ownership::Preserve

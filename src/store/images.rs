@@ -1,6 +1,11 @@
-//! Images in the store: resolving a name or ID, adding an image from
-//! blobs already written, tagging, and removing with garbage collection of
-//! the blobs no other image uses.
+//! Images in the store: resolving, adding, tagging and removing.
+//!
+//! - [`Image`], [`ImageSummary`]: an image read from the store, alone or with
+//!   its names.
+//! - [`Store::resolve`]: a name or an ID to an image.
+//! - [`Store::commit_image`]: an image added from blobs already written.
+//! - [`Store::tag`], [`Store::remove`]: tagging, and removing with garbage
+//!   collection of the blobs no other image uses ([`RemovedImage`]).
 
 use std::collections::BTreeSet;
 use std::str::FromStr;
@@ -18,16 +23,22 @@ use crate::layer::Digest;
 /// An image read from the store.
 #[derive(Debug, Clone)]
 pub struct Image {
+    /// The sha256 of the manifest blob.
     pub manifest_digest: Digest,
+    /// The manifest blob's size in bytes.
     pub manifest_size: u64,
+    /// The OCI manifest: the config and layer descriptors.
     pub manifest: ImageManifest,
     /// The image ID: the sha256 of the config bytes.
     pub config_digest: Digest,
+    /// The config exactly as stored, which the image ID is the digest of.
     pub config_bytes: Vec<u8>,
+    /// The config, parsed.
     pub config: ImageConfig,
 }
 
 impl Image {
+    /// The image ID: the sha256 of the config bytes.
     pub fn id(&self) -> Digest {
         self.config_digest
     }
@@ -57,14 +68,20 @@ impl Image {
 /// An image with every name it is tagged with.
 #[derive(Debug, Clone)]
 pub struct ImageSummary {
+    /// Every name the image is tagged with, in `index.json` order; empty for
+    /// an untagged image.
     pub names: Vec<Reference>,
+    /// The image.
     pub image: Image,
 }
 
 /// What `remove` did, in `docker rmi`'s terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemovedImage {
+    /// The name no longer points at the image.
     Untagged(Reference),
+    /// The image with this ID is gone, and so are the blobs no other image
+    /// uses.
     Deleted(Digest),
 }
 
@@ -264,7 +281,8 @@ impl Store {
             .filter(|s| s.image.id() == id)
             .map(|s| s.image.manifest_digest)
             .collect();
-        if by_name.is_none() && found.names.len() > 1 && !force {
+        let tags = found.names.iter().filter(|n| n.tag.is_some()).count();
+        if by_name.is_none() && tags > 1 && !force {
             return Err(StoreError::Conflict(format!(
                 "unable to delete {} (must be forced) - image is referenced in multiple repositories",
                 &id.hex()[..12]
@@ -283,12 +301,19 @@ impl Store {
                     entries.retain(|e| !manifests.iter().any(|m| same_manifest(e, m)));
                 }
             }
-            // The image goes once nothing names it any more.
-            let named =
-                entries.iter().any(|e| manifests.iter().any(|m| same_manifest(e, m)) && e.name.is_some());
-            if !named {
-                entries.retain(|e| !manifests.iter().any(|m| same_manifest(e, m)));
+            // The image goes once no tag names it any more; its repo
+            // digests (name@sha256:…) go with it, as Docker drops them.
+            let ours = |e: &IndexEntry| manifests.iter().any(|m| same_manifest(e, m));
+            let named = entries.iter().any(|e| ours(e) && e.name.as_ref().is_some_and(|n| n.tag.is_some()));
+            if !named && by_name.as_ref().is_none_or(|n| n.tag.is_some()) {
+                for entry in entries.iter().filter(|e| ours(e)) {
+                    if let Some(name) = &entry.name {
+                        removed.push(RemovedImage::Untagged(name.clone()));
+                    }
+                }
+                entries.retain(|e| !ours(e));
             }
+            let named = named || entries.iter().any(|e| ours(e) && e.name.is_some());
             Ok(!named)
         })?;
         if delete_image {

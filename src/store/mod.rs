@@ -1,21 +1,26 @@
-//! The local store: an OCI image layout at `$HOIST_ROOT` (`oci-layout`,
-//! `index.json`, `blobs/sha256/…`) that `skopeo` and `umoci` read, plus
-//! `tmp/` for writes in progress and room for snapshots and the cache index.
+//! The local store: an OCI image layout at `$HOIST_ROOT` that `skopeo` and `umoci` read.
 //!
-//! [`Store::open`] creates or opens a root. Blobs are written through a
-//! [`BlobWriter`] (temp file in `tmp/`, fsync, rename, fsync of the
-//! directory) and are content-addressed by sha256. `index.json` lists one
-//! entry per tag (annotation `org.opencontainers.image.ref.name` holds the
-//! full normalised reference, so `skopeo inspect oci:$ROOT:docker.io/library/app:1`
-//! works) and one untagged entry per image with no tag; it is replaced
-//! atomically under an exclusive lock, so readers never see half a file.
-//! [`Store::lock`] takes the store-wide lock: shared for anything that
-//! writes or reads images, exclusive for removing blobs, so that garbage
-//! collection never deletes what another process is writing or reading.
+//! - [`Store::open`]: creates or opens a root: `oci-layout`, `index.json`,
+//!   `blobs/sha256/…`, plus `tmp/` for writes in progress and room for
+//!   snapshots and the cache index.
+//! - [`BlobWriter`], [`Store::put_blob`]: blobs, content-addressed by sha256,
+//!   written as a temp file in `tmp/`, fsync, rename, fsync of the directory.
+//! - [`Store::entries`]: `index.json`, one entry per tag (annotation
+//!   `org.opencontainers.image.ref.name` holds the full normalised reference,
+//!   so `skopeo inspect oci:$ROOT:docker.io/library/app:1` works) and one
+//!   untagged entry per image with no tag; it is replaced atomically under an
+//!   exclusive lock, so readers never see half a file.
+//! - [`Store::lock`]: the store-wide lock: shared for anything that writes or
+//!   reads images, exclusive for removing blobs, so that garbage collection
+//!   never deletes what another process is writing or reading.
+//! - [`Image`], [`StagedBlob`]: images in the store, and bytes from outside
+//!   on their way in.
 
+mod compressed;
 mod images;
 mod staging;
 
+pub use compressed::CompressedForm;
 pub use images::{Image, ImageSummary, RemovedImage};
 pub use staging::StagedBlob;
 
@@ -35,26 +40,69 @@ pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// The same reference, as containerd and Docker 25+ write it.
 pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
+/// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// A file operation failed.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    Io {
+        /// The file or directory it was on.
+        path: PathBuf,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// The root holds something other than a usable OCI layout.
     #[error("{path} is not a hoist store: {reason}")]
-    NotAStore { path: PathBuf, reason: String },
+    NotAStore {
+        /// The store's root.
+        path: PathBuf,
+        /// What is wrong with its `oci-layout`.
+        reason: String,
+    },
+    /// A blob an image needs is not in the store.
     #[error("blob {digest} is missing from the store at {root}; remove the image and pull or load it again")]
-    MissingBlob { digest: Digest, root: PathBuf },
+    MissingBlob {
+        /// The missing blob.
+        digest: Digest,
+        /// The store's root.
+        root: PathBuf,
+    },
+    /// A stored blob whose content does not match the digest it is stored
+    /// under.
     #[error("blob {expected} in the store holds content with digest {actual}: the store is damaged")]
-    CorruptBlob { expected: Digest, actual: Digest },
+    CorruptBlob {
+        /// The digest it is stored under.
+        expected: Digest,
+        /// The digest of its content.
+        actual: Digest,
+    },
+    /// A blob written with other content than the caller expected; nothing
+    /// was committed.
     #[error("content written has digest {actual}, but {expected} was expected")]
-    DigestMismatch { expected: Digest, actual: Digest },
+    DigestMismatch {
+        /// The digest the caller expected.
+        expected: Digest,
+        /// The digest of what was written.
+        actual: Digest,
+    },
+    /// A document or an input that cannot be read or used.
     #[error("{what} is not valid: {reason}")]
-    Invalid { what: String, reason: String },
+    Invalid {
+        /// What was read: a path, `index.json`, `manifest`, `input`, …
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No image has this name or ID; holds the text looked up.
     #[error("no such image: {0}")]
     NoSuchImage(String),
+    /// A request refused as it stands (an ambiguous ID prefix, removing an
+    /// image with several names, tagging with a digest); the text says why.
     #[error("{0}")]
     Conflict(String),
 }
 
+/// A result whose error is a [`StoreError`] unless said otherwise.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 pub(crate) fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> StoreError {
@@ -65,7 +113,10 @@ pub(crate) fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> St
 /// An entry of `index.json`: a manifest, and the tag it is known by.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IndexEntry {
+    /// The full reference the entry is tagged with; `None` for an untagged
+    /// entry, or one whose annotation does not parse as a reference.
     pub name: Option<Reference>,
+    /// The descriptor of the image's manifest, as `index.json` holds it.
     pub manifest: Descriptor,
 }
 
@@ -135,6 +186,7 @@ impl Store {
         Ok(store)
     }
 
+    /// The directory the store lives in.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -148,6 +200,7 @@ impl Store {
         self.root.join("blobs/sha256").join(digest.hex())
     }
 
+    /// Whether a blob is in the store (its content is not checked).
     pub fn has_blob(&self, digest: &Digest) -> bool {
         self.blob_path(digest).is_file()
     }
@@ -376,6 +429,7 @@ impl BlobWriter {
         self.inner.as_ref().map_or(0, |w| w.byte_count())
     }
 
+    /// Whether nothing has been written yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

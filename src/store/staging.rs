@@ -1,9 +1,12 @@
-//! Staging: bytes from outside (an imported rootfs, an entry of a loaded
-//! archive) go to a temp file in `tmp/` in one pass that decompresses them
-//! if they are compressed, computes the sha256 of the bytes as given and of
-//! the content, and checks them as a layer tar. Nothing reaches `blobs/`
-//! until [`StagedBlob::commit`], so a failed import or load leaves the store
-//! as it was.
+//! Staging: bytes from outside (an imported rootfs, an entry of a loaded archive) on their way in.
+//!
+//! - [`Store::stage`]: one pass to a temp file in `tmp/` that decompresses
+//!   the bytes if they are compressed, computes the sha256 of the bytes as
+//!   given and of the content, checks them as a layer tar, and refuses
+//!   decompression bombs.
+//! - [`StagedBlob`]: the staged file; nothing reaches `blobs/` until
+//!   [`StagedBlob::commit`], so a failed import or load leaves the store as
+//!   it was.
 
 use std::cell::Cell;
 use std::fs::{self, File};
@@ -26,12 +29,16 @@ const BOMB_FLOOR: u64 = 1 << 30;
 pub struct StagedBlob {
     store: Store,
     path: Option<PathBuf>,
-    /// sha256 and size of the bytes as they came (compressed or not).
+    /// The sha256 of the bytes as they came (compressed or not).
     pub raw_digest: Digest,
+    /// The number of bytes as they came.
     pub raw_size: u64,
-    /// sha256 and size of the content (decompressed): a layer's diffID.
+    /// The sha256 of the content (decompressed): a layer's diffID. The
+    /// blob is committed under this digest.
     pub digest: Digest,
+    /// The content's size in bytes.
     pub size: u64,
+    /// How the bytes came compressed; `Compression::None` when plain.
     pub compression: Compression,
     /// The content read as a layer tar: entries, or what is wrong with it.
     pub tar: Result<TarSummary, TarProblem>,

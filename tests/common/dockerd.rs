@@ -13,6 +13,11 @@ pub struct Dockerd {
 
 impl Dockerd {
     pub fn start() -> Dockerd {
+        Dockerd::start_with(&[])
+    }
+
+    /// Like `start`, with extra daemon flags, e.g. `["--insecure-registry", "127.0.0.1:PORT"]`.
+    pub fn start_with(flags: &[&str]) -> Dockerd {
         let dir = tempfile::Builder::new().prefix("hoist-dockerd-").tempdir_in("/tmp").unwrap();
         let path = dir.path();
         let log = std::fs::File::create(path.join("dockerd.log")).unwrap();
@@ -26,6 +31,7 @@ impl Dockerd {
             .arg("--pidfile")
             .arg(path.join("docker.pid"))
             .args(["--bridge=none", "--iptables=false", "--ip-masq=false", "--ip6tables=false"])
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

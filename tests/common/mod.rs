@@ -1,10 +1,20 @@
 //! Shared by the integration tests: the conformance folder, running the
-//! `hoist` binary, a busybox root filesystem, and a private `dockerd`.
+//! `hoist` binary, a busybox root filesystem, a private `dockerd`, and the
+//! registry servers (a real registry, a token server, a fault proxy and a
+//! forward proxy) on loopback.
 #![allow(dead_code)]
 
+pub mod certificates;
 pub mod dockerd;
+pub mod fault_proxy;
+pub mod forward_proxy;
+pub mod hoist_env;
+pub mod http;
+pub mod loopback;
+pub mod registry;
 pub mod rootless;
 pub mod sandbox;
+pub mod token_server;
 pub mod tree;
 
 use std::path::{Path, PathBuf};

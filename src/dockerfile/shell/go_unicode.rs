@@ -1,14 +1,19 @@
-//! Go's `unicode.IsLetter` (category L) and `unicode.IsDigit` (category
-//! Nd) at Go's Unicode 15.0.0, which BuildKit uses to decide where a
-//! variable name ends. Rust's `is_alphabetic`/`is_numeric` are wider (they
-//! take combining vowel signs and `²`), which would change where names end.
+//! Go's Unicode letters and digits, which BuildKit uses to decide where a variable name ends.
+//!
+//! - `is_letter`: Go's `unicode.IsLetter` (category L) at Unicode 15.0.0.
+//! - `is_digit`: Go's `unicode.IsDigit` (category Nd) at Unicode 15.0.0.
+//!
+//! Rust's `is_alphabetic`/`is_numeric` are wider (they take combining vowel
+//! signs and `²`), which would change where names end.
 
 use std::cmp::Ordering;
 
+/// Go's `unicode.IsLetter`.
 pub(super) fn is_letter(c: char) -> bool {
     if c.is_ascii() { c.is_ascii_alphabetic() } else { in_table(LETTER, c) }
 }
 
+/// Go's `unicode.IsDigit`.
 pub(super) fn is_digit(c: char) -> bool {
     if c.is_ascii() { c.is_ascii_digit() } else { in_table(DECIMAL_DIGIT, c) }
 }

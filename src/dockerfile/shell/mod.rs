@@ -1,18 +1,22 @@
-//! Docker's word expansion, as BuildKit's `shell.Lex` does it: quotes,
-//! escapes and `$V`, `${V}`, `${V:-w}`, `${V-w}`, `${V:+w}`, `${V+w}`,
-//! `${V:?m}`, `${V?m}`, `${V#p}`, `${V##p}`, `${V%p}`, `${V%%p}`, `${V/p/r}`
-//! and `${V//p/r}`. Nothing here runs a shell. A [`ShellLexer`] holds the
-//! escape character (`\` or `` ` ``, from the Dockerfile's `escape`
-//! directive) and two modes: `raw_quotes` keeps quote characters in the
-//! output and `skip_unset` leaves references to unset variables as written.
-//! [`ShellLexer::process_word`] expands one word without splitting it
-//! ([`Expansion`]); [`ShellLexer::process_words`] expands and then splits on
-//! unquoted whitespace ([`WordsExpansion`]). Variables come from any [`Env`]:
-//! an ordered list of `(name, value)` pairs where the last one wins, or a
-//! map. Both calls report every name they looked up, set or not, so the
-//! planner can tell which build args a step depends on. A failure is an
-//! [`ExpandError`] with BuildKit's message and the byte offset of the
-//! construct at fault.
+//! Docker's word expansion, as BuildKit's `shell.Lex` does it; nothing here runs a shell.
+//!
+//! - [`ShellLexer`]: the escape character (`\` or `` ` ``, from the
+//!   Dockerfile's `escape` directive) and two modes: `raw_quotes` keeps quote
+//!   characters in the output, `skip_unset` leaves references to unset
+//!   variables as written.
+//! - [`ShellLexer::process_word`]: one word, not split ([`Expansion`]).
+//! - [`ShellLexer::process_words`]: expanded, then split on unquoted
+//!   whitespace ([`WordsExpansion`]).
+//! - [`Env`]: where variables come from: an ordered list of `(name, value)`
+//!   pairs where the last one wins, or a map.
+//! - [`ExpandError`]: BuildKit's message and the byte offset of the construct
+//!   at fault.
+//!
+//! It handles quotes, escapes and `$V`, `${V}`, `${V:-w}`, `${V-w}`,
+//! `${V:+w}`, `${V+w}`, `${V:?m}`, `${V?m}`, `${V#p}`, `${V##p}`, `${V%p}`,
+//! `${V%%p}`, `${V/p/r}` and `${V//p/r}`. Both calls report every name they
+//! looked up, set or not, so the planner can tell which build args a step
+//! depends on.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;

@@ -1,10 +1,16 @@
-//! BuildKit's shell patterns. It turns a pattern into a Go regular
-//! expression: `*` is `.*` (`.*?` for the shortest-match `#` and `%`), `?`
-//! is `.`, `\` escapes only `*`, `?` and `\` (and is dropped before `}` and
-//! `/`), and everything else, `[` and `]` included, is literal: bracket
-//! expressions are not supported. Go's `.` does not match a newline, so
-//! neither do `*` and `?` here. Matching follows Go's leftmost-first rules
-//! on a Pike VM, in time linear in the value for a given pattern.
+//! BuildKit's shell patterns, for `${V#p}`, `${V%p}` and `${V/p/r}`.
+//!
+//! - `Glob`: a pattern compiled as BuildKit's Go regular expression: `*` is
+//!   `.*` (`.*?` for the shortest-match `#` and `%`), `?` is `.`, `\` escapes
+//!   only `*`, `?` and `\` (and is dropped before `}` and `/`), and
+//!   everything else, `[` and `]` included, is literal: bracket expressions
+//!   are not supported. Go's `.` does not match a newline, so neither do `*`
+//!   and `?` here.
+//! - `trim_prefix`, `trim_suffix`: `${V#p}`, `${V##p}`, `${V%p}`, `${V%%p}`.
+//! - `Glob::replace_first`, `Glob::replace_all`: `${V/p/r}`, `${V//p/r}`.
+//!
+//! Matching follows Go's leftmost-first rules on a Pike VM, in time linear in
+//! the value for a given pattern.
 
 #[derive(Debug, Clone, Copy)]
 enum Inst {
@@ -16,6 +22,7 @@ enum Inst {
     Match,
 }
 
+/// A compiled pattern: a program for the Pike VM.
 pub(super) struct Glob {
     prog: Vec<Inst>,
 }

@@ -17,10 +17,14 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, Dev, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
+mod stream;
+
+use stream::{Input, TarStream, read_meta};
+
 use super::compression::Decoder;
 use super::destination::{Destination, file_type_at, list_dir, open_dir, remove_all};
 use super::write::{OPAQUE_WHITEOUT, WHITEOUT_PREFIX};
-use super::{Compression, Digest, DigestReader, LayerError};
+use super::{Compression, Digest, LayerError};
 use crate::idmap::IdMap;
 use crate::paths::{self, Unconfined};
 
@@ -58,7 +62,9 @@ pub struct ExtractOptions {
     /// Fail once the uncompressed stream, or the file data written out,
     /// grows past this many bytes.
     pub max_uncompressed_bytes: Option<u64>,
+    /// Whose files the extracted ones are.
     pub ownership: Ownership,
+    /// What an extended attribute that cannot be set does.
     pub xattrs: XattrPolicy,
 }
 
@@ -79,6 +85,7 @@ impl Default for ExtractOptions {
 /// What an extraction read and what it had to leave out.
 #[derive(Debug)]
 pub struct ExtractStats {
+    /// How the bytes read were compressed.
     pub compression: Compression,
     /// sha256 of the bytes read, as a manifest names the layer.
     pub digest: Digest,
@@ -86,9 +93,11 @@ pub struct ExtractStats {
     pub size: u64,
     /// sha256 of the uncompressed tar, as an image config names the layer.
     pub diff_id: Digest,
+    /// Bytes of the uncompressed tar.
     pub uncompressed_size: u64,
     /// Tar members applied, whiteouts included.
     pub entries: u64,
+    /// What could not be applied as the layer asked.
     pub warnings: Vec<ExtractWarning>,
 }
 
@@ -96,9 +105,19 @@ pub struct ExtractStats {
 #[derive(Debug)]
 pub enum ExtractWarning {
     /// A device node that only root (outside a user namespace) may create.
-    DeviceSkipped { entry: PathBuf },
+    DeviceSkipped {
+        /// The member, as named in the layer.
+        entry: PathBuf,
+    },
     /// An extended attribute the filesystem or our privileges refused.
-    XattrSkipped { entry: PathBuf, name: OsString, source: io::Error },
+    XattrSkipped {
+        /// The member, as named in the layer.
+        entry: PathBuf,
+        /// The attribute.
+        name: OsString,
+        /// Why it was refused.
+        source: io::Error,
+    },
 }
 
 impl fmt::Display for ExtractWarning {
@@ -165,118 +184,6 @@ pub fn extract<R: Read>(input: R, dest: &Path, options: &ExtractOptions) -> Resu
         entries: extractor.entries,
         warnings: extractor.warnings,
     })
-}
-
-/// The layer as read: hashed and counted, remembering whether reading
-/// failed or ended, so a later error is blamed on the right cause.
-struct Input<R> {
-    inner: DigestReader<R>,
-    failed: bool,
-    ended: bool,
-}
-
-impl<R: Read> Input<R> {
-    fn new(inner: R) -> Input<R> {
-        Input { inner: DigestReader::new(inner), failed: false, ended: false }
-    }
-}
-
-impl<R: Read> Read for Input<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.inner.read(buf) {
-            Ok(0) if !buf.is_empty() => {
-                self.ended = true;
-                Ok(0)
-            }
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
-            Err(e) => {
-                self.failed = true;
-                Err(e)
-            }
-        }
-    }
-}
-
-/// The uncompressed tar stream: hashed, counted and capped.
-struct TarStream<R: Read> {
-    inner: DigestReader<Decoder<BufReader<Input<R>>>>,
-    limit: Option<u64>,
-    over_limit: bool,
-    /// The stream ended (a read returned 0).
-    ended: bool,
-    /// Decompression failed.
-    failed: bool,
-}
-
-impl<R: Read> TarStream<R> {
-    fn new(decoder: Decoder<BufReader<Input<R>>>, limit: Option<u64>) -> TarStream<R> {
-        TarStream { inner: DigestReader::new(decoder), limit, over_limit: false, ended: false, failed: false }
-    }
-
-    fn input(&self) -> &Input<R> {
-        self.inner.get_ref().get_ref().get_ref()
-    }
-
-    /// Replaces a `Corrupt` error, which is what a failed read looks like
-    /// from inside the tar parser, by its real cause.
-    fn explain(&self, err: LayerError) -> LayerError {
-        let LayerError::Corrupt { what, entry, source } = err else {
-            return err;
-        };
-        if self.over_limit {
-            let limit = self.limit.unwrap_or_default();
-            return LayerError::TooLarge { limit, entry };
-        }
-        let input = self.input();
-        if input.failed {
-            return LayerError::Input { source };
-        }
-        if self.failed {
-            // A decompressor that ran out of input was cut short, not fed garbage.
-            if input.ended || source.kind() == io::ErrorKind::UnexpectedEof {
-                return LayerError::Truncated { entry };
-            }
-            let what = match self.inner.get_ref().compression() {
-                Compression::Gzip => "gzip stream",
-                Compression::Zstd => "zstd stream",
-                Compression::None => what,
-            };
-            return LayerError::Corrupt { what, entry, source };
-        }
-        if self.ended {
-            return LayerError::Truncated { entry };
-        }
-        LayerError::Corrupt { what, entry, source }
-    }
-}
-
-impl<R: Read> Read for TarStream<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.over_limit {
-            return Err(io::Error::other("the uncompressed size limit was exceeded"));
-        }
-        match self.inner.read(buf) {
-            Ok(0) if !buf.is_empty() => {
-                self.ended = true;
-                Ok(0)
-            }
-            Ok(n) => {
-                if let Some(limit) = self.limit
-                    && self.inner.byte_count() > limit
-                {
-                    self.over_limit = true;
-                    return Err(io::Error::other("the uncompressed size limit was exceeded"));
-                }
-                Ok(n)
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
-            Err(e) => {
-                self.failed = true;
-                Err(e)
-            }
-        }
-    }
 }
 
 /// Metadata of one tar member, as it will be applied.
@@ -821,62 +728,6 @@ impl<'o> Extractor<'o> {
     }
 }
 
-/// Mode, owner, mtime (with PAX's sub-second precision) and `SCHILY.xattr.*`.
-fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &Path) -> Result<Meta, LayerError> {
-    let invalid = |what: &str, e: &dyn fmt::Display| LayerError::InvalidEntry {
-        entry: name.to_owned(),
-        reason: format!("bad {what}: {e}"),
-    };
-    let header = entry.header();
-    let mode = header.mode().map_err(|e| invalid("mode", &e))? & 0o7777;
-    let uid = header.uid().map_err(|e| invalid("uid", &e))?;
-    let gid = header.gid().map_err(|e| invalid("gid", &e))?;
-    let seconds = header.mtime().map_err(|e| invalid("mtime", &e))?;
-    let mut mtime =
-        Timespec { tv_sec: i64::try_from(seconds).map_err(|e| invalid("mtime", &e))?, tv_nsec: 0 };
-    let mut xattrs = Vec::new();
-    let extensions = entry.pax_extensions().map_err(|source| LayerError::Corrupt {
-        what: "tar archive",
-        entry: Some(name.to_owned()),
-        source,
-    })?;
-    for extension in extensions.into_iter().flatten() {
-        let extension = extension.map_err(|e| invalid("PAX record", &e))?;
-        let key = extension.key_bytes();
-        if key == b"mtime" {
-            mtime = parse_pax_time(extension.value_bytes())
-                .ok_or_else(|| invalid("PAX mtime", &String::from_utf8_lossy(extension.value_bytes())))?;
-        } else if let Some(xattr) = key.strip_prefix(b"SCHILY.xattr.") {
-            xattrs.push((OsStr::from_bytes(xattr).to_owned(), extension.value_bytes().to_vec()));
-        }
-    }
-    Ok(Meta { mode, uid, gid, mtime, xattrs })
-}
-
-/// A PAX time: decimal seconds, optionally negative, optionally with a
-/// fraction (`-1.5` is 1.5 seconds before the epoch).
-fn parse_pax_time(value: &[u8]) -> Option<Timespec> {
-    let text = std::str::from_utf8(value).ok()?;
-    let (negative, text) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty()
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !fraction.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let seconds: i64 = whole.parse().ok()?;
-    let nanos: i64 = format!("{:0<9}", &fraction[..fraction.len().min(9)]).parse().ok()?;
-    Some(match (negative, nanos) {
-        (false, _) => Timespec { tv_sec: seconds, tv_nsec: nanos },
-        (true, 0) => Timespec { tv_sec: -seconds, tv_nsec: 0 },
-        (true, _) => Timespec { tv_sec: -seconds - 1, tv_nsec: 1_000_000_000 - nanos },
-    })
-}
-
 /// The directory part and the last component of a clean path.
 fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
@@ -891,6 +742,7 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use super::stream::parse_pax_time;
     use super::*;
     use crate::idmap::IdRange;
 
