@@ -22,7 +22,7 @@ use crate::export::{self, ExportError, Output};
 use crate::image::reference::Reference;
 use crate::layer::ExtractOptions;
 use crate::plan::{self, Network, PlanRequest, Platform};
-use crate::progress::{Event, Progress};
+use crate::progress::{self, Event, Progress};
 use crate::registry::settings::{Settings, SettingsError};
 use crate::registry::{self, Client, PushOptions, RegistryError};
 use crate::solve::{self, BaseImage, BuiltLayer, SolveError, SolveOptions};
@@ -227,26 +227,16 @@ pub fn build(store: &Store, request: &BuildRequest, progress: &dyn Progress) -> 
                 })?;
                 let client = registry.client()?;
                 let id = next_id;
-                progress.event(Event::Started { id, name: format!("[internal] pull {reference}") });
-                let started = std::time::Instant::now();
-                match registry::pull(client, store, &reference, &platform, progress, id + 1) {
-                    Ok(pulled) => {
-                        progress.event(Event::Done { id, seconds: started.elapsed().as_secs_f64() });
-                        next_id += 1 + pulled.image.layers().len();
-                        pulled.image
-                    }
-                    Err(error) => {
-                        let message = error.to_string();
-                        progress.event(Event::Failed {
-                            id,
-                            seconds: started.elapsed().as_secs_f64(),
-                            message,
-                        });
-                        return Err(at_line(Diagnostic::at(span, format!("{name}: {error}")).with_hint(format!(
-                            "check the name and hoist login, or load or import {name} into the store (hoist load -i, hoist import)"
-                        ))));
-                    }
-                }
+                let pulled = progress::step(progress, id, format!("[internal] pull {reference}"), || {
+                    registry::pull(client, store, &reference, &platform, progress, id + 1)
+                })
+                .map_err(|error| {
+                    at_line(Diagnostic::at(span, format!("{name}: {error}")).with_hint(format!(
+                        "check the name and hoist login, or load or import {name} into the store (hoist load -i, hoist import)"
+                    )))
+                })?;
+                next_id += 1 + pulled.image.layers().len();
+                pulled.image
             }
         };
         configs.insert(name.clone(), image.config.clone());
@@ -299,22 +289,10 @@ pub fn build(store: &Store, request: &BuildRequest, progress: &dyn Progress) -> 
     let mut id = next_id + step_ids;
     for reference in &pushes {
         let client = registry.client()?;
-        let started = std::time::Instant::now();
-        progress.event(Event::Started { id, name: format!("pushing {reference}") });
-        let pushed =
+        progress::step(progress, id, format!("pushing {reference}"), || {
             registry::push(client, store, &image, reference, &request.push_options, progress, id + 1)
-                .map_err(|error| BuildError::Push { reference: reference.to_string(), error });
-        match pushed {
-            Ok(_) => progress.event(Event::Done { id, seconds: started.elapsed().as_secs_f64() }),
-            Err(e) => {
-                progress.event(Event::Failed {
-                    id,
-                    seconds: started.elapsed().as_secs_f64(),
-                    message: e.to_string(),
-                });
-                return Err(e);
-            }
-        }
+        })
+        .map_err(|error| BuildError::Push { reference: reference.to_string(), error })?;
         id += 1 + image.layers().len();
     }
     Ok(Built {

@@ -331,6 +331,18 @@ pub fn plan(
     Ok(Plan { stages, graph, target, order, unused_build_args })
 }
 
+/// Parses, types and plans a Dockerfile's text in one call; every image it
+/// builds on must be in `images`.
+pub fn plan_text(
+    text: &str,
+    request: &PlanRequest,
+    images: &HashMap<String, ImageConfig>,
+) -> Result<Plan, Diagnostic> {
+    let file = crate::dockerfile::parse(text)?;
+    let typed = crate::dockerfile::instructions::typed(&file)?;
+    plan(&typed, request, images)
+}
+
 /// `FROM --platform` of a platform this machine cannot run is refused:
 /// hoist does not emulate.
 fn check_platform(header: &StageHeader, build_platform: &Platform) -> Result<(), Diagnostic> {

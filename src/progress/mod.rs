@@ -124,6 +124,25 @@ pub trait Progress: Send + Sync {
     fn finish(&self) {}
 }
 
+/// Runs `work` as step `id`: `Started` with `name`, then `Done` or `Failed`
+/// (with the error's text) and the seconds it took.
+pub fn step<T, E: std::fmt::Display>(
+    progress: &dyn Progress,
+    id: usize,
+    name: String,
+    work: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
+    let started = Instant::now();
+    progress.event(Event::Started { id, name });
+    let result = work();
+    let seconds = started.elapsed().as_secs_f64();
+    match &result {
+        Ok(_) => progress.event(Event::Done { id, seconds }),
+        Err(error) => progress.event(Event::Failed { id, seconds, message: error.to_string() }),
+    }
+    result
+}
+
 /// A renderer for `mode` writing to `out` (standard error for builds).
 pub fn renderer(mode: Mode, out: Box<dyn Write + Send>, out_is_terminal: bool) -> Box<dyn Progress> {
     let mode = match mode {

@@ -11,7 +11,7 @@
 
 use std::net::IpAddr;
 
-use super::settings::host_name;
+use super::settings::{host_name, in_cidr};
 
 /// The proxy settings of the environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,22 +76,7 @@ fn excludes(entry: &str, name: &str, port: u16) -> bool {
     }
     let entry = entry.to_ascii_lowercase();
     if let Some((network, bits)) = entry.split_once('/') {
-        let (Ok(network), Ok(bits), Ok(ip)) =
-            (network.parse::<IpAddr>(), bits.parse::<u32>(), name.parse::<IpAddr>())
-        else {
-            return false;
-        };
-        return match (network, ip) {
-            (IpAddr::V4(n), IpAddr::V4(ip)) if bits <= 32 => {
-                let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-                u32::from(n) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(ip)) if bits <= 128 => {
-                let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
-                u128::from(n) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        };
+        return name.parse::<IpAddr>().is_ok_and(|ip| in_cidr(ip, network, bits));
     }
     let (entry_host, entry_port) = match host_port(&entry) {
         Some(p) => (host_name(&entry).to_string(), Some(p)),

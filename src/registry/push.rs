@@ -16,7 +16,6 @@
 use std::io::{self, Read};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use ureq::http::{Method, StatusCode};
 
@@ -25,7 +24,7 @@ use super::{Client, RegistryError, Repository};
 use crate::image::manifest::{Descriptor, Manifest, media_type};
 use crate::image::reference::Reference;
 use crate::layer::{Compression, Digest, DigestReader, GZIP_FORMAT, GzipReader, with_read_ahead};
-use crate::progress::{Event, Progress};
+use crate::progress::{self, Event, Progress};
 use crate::store::{CompressedForm, Image, Store};
 
 /// Layers uploaded at once.
@@ -181,33 +180,38 @@ fn push_layer(
     options: &PushOptions,
     progress: &dyn Progress,
 ) -> Result<Descriptor, RegistryError> {
-    let id = layer.id;
     let short = layer.diff_id.hex().chars().take(12).collect::<String>();
-    let started = Instant::now();
-    let here = format!("{}/{}", repo.host, repo.path);
+    progress::step(progress, layer.id, format!("{short}: pushing"), || {
+        let (how, mut form) = place_layer(repo, store, layer, options, progress)?;
+        form.sources = vec![format!("{}/{}", repo.host, repo.path)];
+        store.record_compressed(&layer.diff_id, form.clone())?;
+        progress.event(Event::Output { id: layer.id, stream: progress::Stream::Stdout, line: how });
+        Ok(descriptor(options.compression.media_type(), &form.digest, form.size))
+    })
+}
+
+/// Finds the layer in the registry, mounts it from another repository, or
+/// uploads it; says which, and the form the registry now holds.
+fn place_layer(
+    repo: &Repository<'_>,
+    store: &Store,
+    layer: &Layer,
+    options: &PushOptions,
+    progress: &dyn Progress,
+) -> Result<(String, CompressedForm), RegistryError> {
     let forms: Vec<CompressedForm> = store
         .compressed_forms(&layer.diff_id)
         .into_iter()
         .filter(|f| Compression::from_media_type(&f.media_type) == Some(options.compression))
         .collect();
-    progress.event(Event::Started { id, name: format!("{short}: pushing") });
-    let done = |how: &str, form: &CompressedForm| -> Result<Descriptor, RegistryError> {
-        let mut form = form.clone();
-        form.sources = vec![here.clone()];
-        store.record_compressed(&layer.diff_id, form.clone())?;
-        progress.event(Event::Output { id, stream: crate::progress::Stream::Stdout, line: how.to_string() });
-        progress.event(Event::Done { id, seconds: started.elapsed().as_secs_f64() });
-        Ok(descriptor(options.compression.media_type(), &form.digest, form.size))
-    };
-    // Already there, or in another repository of the same registry.
     for form in &forms {
         if blob_exists(repo, &form.digest)? {
-            return done("layer already exists", form);
+            return Ok(("layer already exists".into(), form.clone()));
         }
         let prefix = format!("{}/", repo.host);
         for source in form.sources.iter().filter_map(|s| s.strip_prefix(&prefix)) {
             if source != repo.path && mount(repo, &form.digest, source)? {
-                return done(&format!("mounted from {source}"), form);
+                return Ok((format!("mounted from {source}"), form.clone()));
             }
         }
     }
@@ -216,20 +220,12 @@ fn push_layer(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let result = upload_layer(repo, store, layer, options, known.as_ref(), progress);
-        match result {
-            Ok(form) => return done("pushed", &form),
+        match upload_layer(repo, store, layer, options, known.as_ref(), progress) {
+            Ok(form) => return Ok(("pushed".into(), form)),
             Err(RegistryError::Transport(e)) if Transport::is_transient(&e) && attempt < UPLOAD_ATTEMPTS => {
                 continue;
             }
-            Err(e) => {
-                progress.event(Event::Failed {
-                    id,
-                    seconds: started.elapsed().as_secs_f64(),
-                    message: e.to_string(),
-                });
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         }
     }
 }

@@ -140,7 +140,8 @@ pub fn host_name(host: &str) -> &str {
     }
 }
 
-fn in_cidr(ip: IpAddr, network: &str, bits: &str) -> bool {
+/// Whether `ip` is in the range `network/bits` (`10.0.0.0`, `8`).
+pub(super) fn in_cidr(ip: IpAddr, network: &str, bits: &str) -> bool {
     let (Ok(network), Ok(bits)) = (network.parse::<IpAddr>(), bits.parse::<u32>()) else { return false };
     match (ip, network) {
         (IpAddr::V4(ip), IpAddr::V4(network)) if bits <= 32 => {

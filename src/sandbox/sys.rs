@@ -46,15 +46,14 @@ pub(crate) enum Forked {
 /// frames it copied from its parent.
 pub(crate) struct ForkedChild(());
 
-/// `fork()`.
+/// `fork()`. The child is a copy of a possibly multi-threaded process in
+/// which only the calling thread exists; allocation stays usable there
+/// (glibc resets its malloc locks in the child).
 ///
 /// # Safety
-///
-/// The child is a copy of a possibly multi-threaded process in which only
-/// the calling thread exists. It must leave through [`exit_now`] or an exec,
-/// never by returning or unwinding into the caller's frames, and must take
-/// no lock another thread may hold (stdio, the environment, a thread pool).
-/// Allocation stays usable: glibc resets its malloc locks in the child.
+/// The child must leave through [`exit_now`] or an exec, never return or
+/// unwind into the caller's frames, and take no lock another thread may
+/// hold (stdio, the environment, a thread pool).
 pub(crate) unsafe fn fork() -> io::Result<Forked> {
     // SAFETY: fork takes no arguments; what the child may then do is the
     // caller's contract above.

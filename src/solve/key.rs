@@ -258,20 +258,18 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::dockerfile::{instructions, parse};
-    use crate::plan::{PlanRequest, plan};
+    use crate::plan::{PlanRequest, plan_text};
 
     const SCRATCH: BaseInput<'static> = BaseInput::Scratch { architecture: "amd64" };
 
     /// The key of every step of the last stage, from scratch, no content.
     fn keys_with(src: &str, build_args: &[(&str, &str)], network: Network) -> Vec<blake3::Hash> {
-        let typed = instructions::typed(&parse(src).unwrap()).unwrap();
         let request = PlanRequest {
             build_args: build_args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             network,
             ..PlanRequest::default()
         };
-        let planned = plan(&typed, &request, &HashMap::new()).unwrap();
+        let planned = plan_text(src, &request, &HashMap::new()).unwrap();
         let mut key = base_key(SCRATCH);
         planned.stages[planned.target]
             .steps
@@ -378,8 +376,8 @@ mod tests {
 
     #[test]
     fn content_changes_the_key_of_the_step_that_reads_it() {
-        let typed = instructions::typed(&parse("FROM scratch\nCOPY a /d\n").unwrap()).unwrap();
-        let planned = plan(&typed, &PlanRequest::default(), &HashMap::new()).unwrap();
+        let planned =
+            plan_text("FROM scratch\nCOPY a /d\n", &PlanRequest::default(), &HashMap::new()).unwrap();
         let step = &planned.stages[0].steps[0];
         let parent = base_key(SCRATCH);
         let one = step_key(&parent, step, ContentInput::Context(blake3::hash(b"one")));

@@ -195,7 +195,7 @@ impl RequestHead {
 }
 
 impl ResponseHead {
-    /// Reads a response head, skipping interim 1xx answers.
+    /// Reads a response head; interim 1xx answers are read past.
     pub fn read(reader: &mut impl BufRead) -> io::Result<ResponseHead> {
         loop {
             let lines = read_head_lines(reader)?.ok_or_else(|| {

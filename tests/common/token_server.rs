@@ -327,18 +327,7 @@ fn basic_credentials(head: &RequestHead) -> Option<(String, String)> {
     Some((user.to_string(), password.to_string()))
 }
 
-/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (days to civil date after Howard Hinnant).
+/// Seconds since the epoch as RFC 3339, as the token protocol's `issued_at`.
 fn rfc3339(seconds: u64) -> String {
-    let days = (seconds / 86_400) as i64;
-    let rest = seconds % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rest / 3600, rest % 3600 / 60, rest % 60)
+    hoist::image::time::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds))
 }
