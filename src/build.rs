@@ -208,7 +208,7 @@ pub fn build(store: &Store, request: &BuildRequest, progress: &dyn Progress) -> 
         network: request.network,
         ..PlanRequest::default()
     };
-    let bases = plan::bases(&typed, &plan_request).map_err(at_line)?;
+    let bases = plan::bases(&typed, file.escape, &plan_request).map_err(at_line)?;
     let registry = RegistryOnDemand::new(request);
     let platform = request.platform.clone().unwrap_or_else(Platform::host);
     // Pulls take the first progress ids; the steps come after them.
@@ -243,7 +243,7 @@ pub fn build(store: &Store, request: &BuildRequest, progress: &dyn Progress) -> 
         let layers = image.layers().into_iter().map(|(digest, size)| BuiltLayer { digest, size }).collect();
         images.insert(name, BaseImage { manifest_digest: image.manifest_digest, layers });
     }
-    let plan = plan::plan(&typed, &plan_request, &configs).map_err(at_line)?;
+    let plan = plan::plan(&typed, file.escape, &plan_request, &configs).map_err(at_line)?;
     if !plan.unused_build_args.is_empty() {
         progress.event(Event::Warning {
             message: format!("one or more build-args {:?} were not consumed", plan.unused_build_args),

@@ -25,16 +25,27 @@ pub fn change_of(command: &Command, config: &ImageConfig) -> Result<ConfigChange
         }
         Command::Env { pairs: p } => ConfigChange::Env(pairs(p)),
         Command::Label { pairs: p } => ConfigChange::Label(pairs(p)),
-        Command::Expose { ports } => ConfigChange::Expose(
-            ports
-                .iter()
-                .map(|p| if p.contains('/') { p.to_lowercase() } else { format!("{p}/tcp") })
-                .collect(),
-        ),
-        Command::Volume { paths } => ConfigChange::Volume(paths.clone()),
+        Command::Expose { ports } => {
+            let mut expanded = Vec::new();
+            for port in ports {
+                expanded.extend(expose_ports(port)?);
+            }
+            ConfigChange::Expose(expanded)
+        }
+        Command::Volume { paths } => {
+            if paths.iter().any(String::is_empty) {
+                return Err("VOLUME specified can not be an empty string".into());
+            }
+            ConfigChange::Volume(paths.clone())
+        }
         Command::User { user } => ConfigChange::User(user.clone()),
         Command::Workdir { path } => ConfigChange::Workdir(join_workdir(&config.config.working_dir, path)),
-        Command::StopSignal { signal } => ConfigChange::StopSignal(signal.clone()),
+        Command::StopSignal { signal } => {
+            if !is_signal(signal) {
+                return Err(format!("invalid signal: {signal}"));
+            }
+            ConfigChange::StopSignal(signal.clone())
+        }
         Command::Shell { shell } => ConfigChange::Shell(shell.clone()),
         Command::Onbuild(onbuild) => ConfigChange::Onbuild(onbuild.expression.clone()),
         Command::Maintainer { author } => ConfigChange::Maintainer(author.clone()),
@@ -94,10 +105,15 @@ pub fn apply(config: &mut ImageConfig, change: &ConfigChange) {
                 container.labels.insert(key.clone(), value.clone());
             }
         }
-        ConfigChange::Cmd(argv) => container.cmd = Some(argv.clone()),
+        ConfigChange::Cmd(argv) => {
+            container.cmd = Some(argv.clone());
+            // As BuildKit's dispatchCmd, for Docker's image spec.
+            container.args_escaped = true;
+        }
         ConfigChange::Entrypoint(argv) => {
             container.entrypoint = Some(argv.clone());
-            // Docker: setting ENTRYPOINT resets a CMD set before it.
+            // ENTRYPOINT resets CMD; a build keeps a CMD its own stage set
+            // (see plan::stage).
             container.cmd = None;
         }
         ConfigChange::Shell(shell) => container.shell = shell.clone(),
@@ -125,6 +141,60 @@ pub fn parse_change(text: &str, config: &ImageConfig) -> Result<ConfigChange, St
         [_, one] => change_of(&one.command, config),
         _ => Err("give exactly one instruction per --change".into()),
     }
+}
+
+/// One EXPOSE word as BuildKit parses it (`[ip:][hostport:]port[-end][/proto]`):
+/// each port of a range, `port/proto` with the protocol lower case (tcp by
+/// default; tcp, udp or sctp).
+fn expose_ports(raw: &str) -> Result<Vec<String>, String> {
+    let invalid = |why: &str| format!("invalid port: {raw:?}: {why}");
+    let container = raw.rsplit(':').next().unwrap_or(raw);
+    let (port, proto) = container.split_once('/').unwrap_or((container, ""));
+    let proto = match proto.to_lowercase().as_str() {
+        "" => "tcp".to_string(),
+        p @ ("tcp" | "udp" | "sctp") => p.to_string(),
+        other => return Err(invalid(&format!("invalid proto: {other}"))),
+    };
+    if port.is_empty() {
+        return Err(invalid("no port specified"));
+    }
+    let number = |text: &str| {
+        text.parse::<u32>()
+            .ok()
+            .filter(|p| *p <= 65535)
+            .ok_or_else(|| invalid(&format!("invalid containerPort: {port}")))
+    };
+    let (start, end) = match port.split_once('-') {
+        Some((start, end)) if start != end => (number(start)?, number(end)?),
+        Some((start, _)) => (number(start)?, number(start)?),
+        None => (number(port)?, number(port)?),
+    };
+    if end < start {
+        return Err(invalid(&format!("invalid port range: {port}")));
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// Whether STOPSIGNAL names a signal as Docker's `signal.ParseSignal`
+/// takes it: any integer but 0, or a name of its Linux map, with or
+/// without `SIG`, in any case (`RTMIN+3` too).
+fn is_signal(text: &str) -> bool {
+    const NAMES: [&str; 36] = [
+        "ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT", "KILL",
+        "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP",
+        "TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ", "RTMIN", "RTMAX",
+    ];
+    if let Ok(number) = text.parse::<i64>() {
+        return number != 0;
+    }
+    let upper = text.to_uppercase();
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let within = |rest: &str, max: u32| {
+        rest.parse::<u32>().is_ok_and(|n| (1..=max).contains(&n) && !rest.starts_with('+'))
+    };
+    NAMES.contains(&name)
+        || name.strip_prefix("RTMIN+").is_some_and(|n| within(n, 15))
+        || name.strip_prefix("RTMAX-").is_some_and(|n| within(n, 14))
 }
 
 /// Shell form runs through the image's SHELL, `/bin/sh -c` by default.
@@ -210,6 +280,34 @@ mod tests {
         applied(&mut config, "EXPOSE 80 53/UDP");
         assert!(config.config.exposed_ports.contains_key("80/tcp"));
         assert!(config.config.exposed_ports.contains_key("53/udp"));
+    }
+
+    #[test]
+    fn expose_ranges_are_one_entry_per_port() {
+        assert_eq!(expose_ports("7000-7002/tcp").unwrap(), vec!["7000/tcp", "7001/tcp", "7002/tcp"]);
+        assert_eq!(expose_ports("8080:80/SCTP").unwrap(), vec!["80/sctp"]);
+        assert_eq!(expose_ports("5-5").unwrap(), vec!["5/tcp"]);
+        assert!(expose_ports("80/icmp").unwrap_err().contains("invalid proto"));
+        assert!(expose_ports("9-3").unwrap_err().contains("range"));
+        assert!(expose_ports("http").unwrap_err().contains("containerPort"));
+        assert!(expose_ports("70000").is_err());
+    }
+
+    #[test]
+    fn stop_signals_are_checked_as_docker_checks_them() {
+        for good in ["SIGTERM", "term", "9", "65", "SIGRTMIN+3", "RTMAX-1", "SIGWINCH"] {
+            assert!(is_signal(good), "{good}");
+        }
+        for bad in ["SIGBOGUS", "0", "RTMIN+20", "RTMAX-15", ""] {
+            assert!(!is_signal(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cmd_marks_its_args_escaped_as_buildkit_does() {
+        let mut config = ImageConfig::new_for_host();
+        applied(&mut config, "CMD [\"sh\"]");
+        assert!(config.config.args_escaped);
     }
 
     #[test]

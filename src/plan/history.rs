@@ -1,14 +1,15 @@
 //! The history's `created_by` text, as BuildKit's Dockerfile frontend
 //! writes it.
 //!
-//! - Mostly Go's `fmt` rendering of the parsed instruction: `CMD ["a" "b"]`,
-//!   `SHELL [/bin/sh -c]`, `EXPOSE map[80/tcp:{}]`, a HEALTHCHECK as a
-//!   quoted struct.
-//! - RUN, COPY and ADD suffixed `# buildkit`; COPY and ADD without flags.
+//! - As current BuildKit writes it (`dockerfile2llb/convert.go`): mostly
+//!   Go's `fmt` rendering of the dispatched instruction — `CMD ["a" "b"]`,
+//!   `SHELL [/bin/sh -c]`, `EXPOSE [80/tcp 53/udp]`, a HEALTHCHECK as
+//!   `{Test:[…] Interval:…}`, `ARG` with the values the args took.
+//! - RUN, COPY and ADD suffixed `# buildkit`; COPY and ADD with `--chown`,
+//!   `--chmod` and `--parents` when given.
 //! - The stage's build args before a RUN: `RUN |2 A=1 B=2 /bin/sh -c …`.
 //! - ONBUILD writes no row.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::ops::ConfigChange;
@@ -30,13 +31,41 @@ pub fn run(args: &[(String, String)], argv: &[String]) -> String {
     text
 }
 
-/// `created_by` of a COPY or ADD: the sources, the heredoc files as
+/// The COPY and ADD flags a history row shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyFlags<'a> {
+    /// `--chown`, expanded.
+    pub chown: Option<&'a str>,
+    /// `--chmod`, expanded.
+    pub chmod: Option<&'a str>,
+    /// `--parents`.
+    pub parents: bool,
+}
+
+/// `created_by` of a COPY or ADD (BuildKit's `dispatchCopy`): `--parents`,
+/// `--chown` and `--chmod` when given, the sources, the heredoc files as
 /// `<<name`, the destination as written.
-pub fn copy(instruction: &str, sources: &[String], inline_names: &[String], dest: &str) -> String {
-    let mut words: Vec<String> = sources.to_vec();
+pub fn copy(
+    instruction: &str,
+    flags: CopyFlags<'_>,
+    sources: &[String],
+    inline_names: &[String],
+    dest: &str,
+) -> String {
+    let mut words: Vec<String> = vec![instruction.to_string()];
+    if flags.parents {
+        words.push("--parents".into());
+    }
+    if let Some(chown) = flags.chown.filter(|c| !c.is_empty()) {
+        words.push(format!("--chown={chown}"));
+    }
+    if let Some(chmod) = flags.chmod.filter(|c| !c.is_empty()) {
+        words.push(format!("--chmod={chmod}"));
+    }
+    words.extend(sources.iter().cloned());
     words.extend(inline_names.iter().map(|name| format!("<<{name}")));
     words.push(dest.to_string());
-    format!("{instruction} {} # buildkit", words.join(" "))
+    format!("{} # buildkit", words.join(" "))
 }
 
 /// `created_by` of a config change; `None` for ONBUILD, which BuildKit
@@ -46,11 +75,12 @@ pub fn config(change: &ConfigChange) -> Option<String> {
         pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
     };
     Some(match change {
+        // Each declaration with the value it took (BuildKit's `dispatchArg`).
         ConfigChange::Arg(decls) => {
             let decls: Vec<String> = decls
                 .iter()
-                .map(|(name, default)| match default {
-                    Some(d) => format!("{name}={d}"),
+                .map(|(name, value)| match value {
+                    Some(v) => format!("{name}={v}"),
                     None => name.clone(),
                 })
                 .collect();
@@ -66,25 +96,24 @@ pub fn config(change: &ConfigChange) -> Option<String> {
         ConfigChange::Volume(paths) => format!("VOLUME {}", go_list(paths)),
         ConfigChange::StopSignal(signal) => format!("STOPSIGNAL {signal}"),
         ConfigChange::Maintainer(author) => format!("MAINTAINER {author}"),
-        ConfigChange::Expose(ports) => {
-            let ports: BTreeSet<&String> = ports.iter().collect();
-            format!("EXPOSE map[{}]", ports.iter().map(|p| format!("{p}:{{}}")).collect::<Vec<_>>().join(" "))
-        }
+        // Go's `%v` of the parsed port list, in the order given.
+        ConfigChange::Expose(ports) => format!("EXPOSE {}", go_list(ports)),
         ConfigChange::Healthcheck(check) => healthcheck(check),
         ConfigChange::Onbuild(_) => return None,
     })
 }
 
+/// Go's `%+v` of Docker's `HealthcheckConfig`, as BuildKit prints it.
 fn healthcheck(check: &HealthConfig) -> String {
-    let durations: Vec<String> = [check.interval, check.timeout, check.start_period, check.start_interval]
-        .iter()
-        .map(|nanos| go_quote(&go_duration(Duration::from_nanos(*nanos))))
-        .collect();
+    let duration = |nanos: u64| go_duration(Duration::from_nanos(nanos));
     format!(
-        "HEALTHCHECK &{{{} {} {}}}",
-        go_quoted_list(&check.test),
-        durations.join(" "),
-        go_quote_rune(u32::try_from(check.retries).unwrap_or(u32::MAX))
+        "HEALTHCHECK {{Test:{} Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
+        go_list(&check.test),
+        duration(check.interval),
+        duration(check.timeout),
+        duration(check.start_period),
+        duration(check.start_interval),
+        check.retries
     )
 }
 
@@ -136,26 +165,6 @@ pub fn go_duration(duration: Duration) -> String {
     }
 }
 
-/// Go's `%q` of an integer: the quoted rune (`'\x04'`, `'A'`).
-fn go_quote_rune(value: u32) -> String {
-    let Some(c) = char::from_u32(value) else { return "'\u{fffd}'".into() };
-    let body = match c {
-        '\u{7}' => "\\a".to_string(),
-        '\u{8}' => "\\b".to_string(),
-        '\u{c}' => "\\f".to_string(),
-        '\n' => "\\n".to_string(),
-        '\r' => "\\r".to_string(),
-        '\t' => "\\t".to_string(),
-        '\u{b}' => "\\v".to_string(),
-        '\'' => "\\'".to_string(),
-        '\\' => "\\\\".to_string(),
-        c if (c as u32) < 0x20 || c as u32 == 0x7f => format!("\\x{:02x}", c as u32),
-        c if c.is_control() => format!("\\u{:04x}", c as u32),
-        c => c.to_string(),
-    };
-    format!("'{body}'")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,13 +177,5 @@ mod tests {
         assert_eq!(go_duration(Duration::from_millis(300)), "300ms");
         assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(go_duration(Duration::from_secs(7200)), "2h0m0s");
-    }
-
-    #[test]
-    fn retries_print_as_go_quotes_a_rune() {
-        assert_eq!(go_quote_rune(4), "'\\x04'");
-        assert_eq!(go_quote_rune(0), "'\\x00'");
-        assert_eq!(go_quote_rune(10), "'\\n'");
-        assert_eq!(go_quote_rune(65), "'A'");
     }
 }

@@ -14,17 +14,27 @@ use crate::diagnostic::{Diagnostic, Span};
 use crate::dockerfile::instructions::{Add, Copy, Run, SourcesAndDest, strip_leading_tabs};
 use crate::dockerfile::parse::Heredoc;
 
-/// A RUN, lowered. `argv` has the shell prepended for shell form; `env` is
-/// what the process gets; `default_network` is the build's `--network`.
-/// Also returns the argv the history shows (heredocs folded in, before a
-/// shebang script replaces it).
+/// What a RUN runs with besides its own text.
+pub struct RunEnvironment<'a> {
+    /// The stage's environment, `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// Proxy build args the environment lacks.
+    pub proxy_env: Vec<String>,
+    /// USER.
+    pub user: &'a str,
+    /// WORKDIR.
+    pub workdir: &'a str,
+    /// SHELL (empty: `/bin/sh -c`).
+    pub shell: &'a [String],
+    /// The build's `--network`.
+    pub default_network: Network,
+}
+
+/// A RUN, lowered as BuildKit's `dispatchRun` does it; also returns the
+/// argv its history row shows.
 pub fn run(
     run: &Run,
-    argv: &[String],
-    env: Vec<String>,
-    user: &str,
-    workdir: &str,
-    default_network: Network,
+    environment: RunEnvironment<'_>,
     span: Span,
 ) -> Result<(RunOp, Vec<String>), Diagnostic> {
     if !run.mounts.is_empty() {
@@ -37,30 +47,66 @@ pub fn run(
         return Err(unsupported(span, "RUN", "--device"));
     }
     let network = match run.network.as_deref() {
-        None | Some("default") => default_network,
+        None | Some("default") => environment.default_network,
         Some("host") => Network::Host,
         Some("none") => Network::None,
         Some(other) => {
             return Err(Diagnostic::at(span, format!("RUN --network={other}: use default, none or host")));
         }
     };
-    let shown = heredoc_argv(argv, run);
-    let (argv, inline_script) = match shebang_script(&shown, run) {
-        Some((name, content)) => {
-            let path = format!("/dev/pipes/{name}");
-            (vec![path.clone()], Some(InlineScript { path, content }))
-        }
-        None => (shown.clone(), None),
+    let (args, inline_script) = heredoc_args(run);
+    let argv = if run.command.prepend_shell {
+        let mut argv: Vec<String> = if environment.shell.is_empty() {
+            vec!["/bin/sh".into(), "-c".into()]
+        } else {
+            environment.shell.to_vec()
+        };
+        argv.push(args.join(" "));
+        argv
+    } else {
+        args
     };
     let op = RunOp {
-        argv,
-        env,
-        user: (!user.is_empty()).then(|| user.to_string()),
-        workdir: if workdir.is_empty() { "/".to_string() } else { workdir.to_string() },
+        argv: argv.clone(),
+        env: environment.env,
+        proxy_env: environment.proxy_env,
+        user: (!environment.user.is_empty()).then(|| environment.user.to_string()),
+        workdir: if environment.workdir.is_empty() {
+            "/".to_string()
+        } else {
+            environment.workdir.to_string()
+        },
         network,
         inline_script,
     };
-    Ok((op, shown))
+    Ok((op, argv))
+}
+
+/// The command with its heredocs: a lone heredoc starting with `#!` is a
+/// script mounted at `/dev/pipes/<name>` and run; another lone heredoc is
+/// the command itself; heredocs after a command are appended to it for the
+/// shell to redirect.
+fn heredoc_args(run: &Run) -> (Vec<String>, Option<InlineScript>) {
+    let files = &run.command.files;
+    let args = &run.command.args;
+    if files.is_empty() || !run.command.prepend_shell || args.len() != 1 {
+        return (args.clone(), None);
+    }
+    if is_lone_heredoc(&args[0]) {
+        let body = heredoc_body(&files[0]);
+        if body.starts_with("#!") {
+            let path = format!("/dev/pipes/{}", files[0].name);
+            return (vec![path.clone()], Some(InlineScript { path, content: body }));
+        }
+        return (vec![body], None);
+    }
+    let mut script = args[0].clone();
+    for heredoc in files {
+        script.push('\n');
+        script.push_str(&heredoc.content);
+        script.push_str(&heredoc.name);
+    }
+    (vec![script], None)
 }
 
 fn heredoc_body(heredoc: &Heredoc) -> String {
@@ -70,45 +116,6 @@ fn heredoc_body(heredoc: &Heredoc) -> String {
 /// Whether the shell-form command is a heredoc and nothing else (`<<EOF`).
 fn is_lone_heredoc(command: &str) -> bool {
     command.trim().starts_with("<<") && !command.trim().contains(' ')
-}
-
-/// Shell form with a heredoc: BuildKit runs a lone heredoc as the script
-/// (`RUN <<EOF`), and otherwise gives the shell the whole text with the
-/// heredoc bodies so that it does the redirection itself.
-fn heredoc_argv(argv: &[String], run: &Run) -> Vec<String> {
-    let files = &run.command.files;
-    if files.is_empty() || !run.command.prepend_shell || argv.is_empty() {
-        return argv.to_vec();
-    }
-    let (shell, command) = argv.split_at(argv.len() - 1);
-    let command = &command[0];
-    if files.len() == 1 && is_lone_heredoc(command) {
-        let mut out = shell.to_vec();
-        out.push(heredoc_body(&files[0]));
-        return out;
-    }
-    let mut script = command.clone();
-    for heredoc in files {
-        script.push('\n');
-        script.push_str(&heredoc_body(heredoc));
-        if !script.ends_with('\n') {
-            script.push('\n');
-        }
-        script.push_str(&heredoc.name);
-    }
-    let mut out = shell.to_vec();
-    out.push(script);
-    out
-}
-
-/// The heredoc name and body of `RUN <<EOF` whose body starts with `#!`
-/// (`argv` is what [`heredoc_argv`] made of it: the shell and the body).
-fn shebang_script(argv: &[String], run: &Run) -> Option<(String, String)> {
-    let [heredoc] = run.command.files.as_slice() else { return None };
-    let command = run.command.args.last()?;
-    let body = argv.last()?;
-    (run.command.prepend_shell && is_lone_heredoc(command) && body.starts_with("#!"))
-        .then(|| (heredoc.name.clone(), body.clone()))
 }
 
 /// What a COPY or ADD has in common once its words are expanded.
@@ -225,13 +232,19 @@ mod tests {
         run.clone()
     }
 
-    fn lower(line: &str) -> Result<(RunOp, Vec<String>), Diagnostic> {
-        let run = run_of(line);
-        let mut argv = run.command.args.clone();
-        if run.command.prepend_shell {
-            argv.splice(0..0, ["/bin/sh".to_string(), "-c".to_string()]);
+    fn environment(network: Network) -> RunEnvironment<'static> {
+        RunEnvironment {
+            env: vec![],
+            proxy_env: vec![],
+            user: "",
+            workdir: "",
+            shell: &[],
+            default_network: network,
         }
-        super::run(&run, &argv, vec![], "", "", Network::Host, SPAN)
+    }
+
+    fn lower(line: &str) -> Result<(RunOp, Vec<String>), Diagnostic> {
+        super::run(&run_of(line), environment(Network::Host), SPAN)
     }
 
     #[test]
@@ -249,20 +262,27 @@ mod tests {
     }
 
     #[test]
-    fn a_chomped_heredoc_loses_its_leading_tabs() {
+    fn a_chomped_lone_heredoc_loses_its_leading_tabs() {
         let (op, _) = lower("RUN <<-EOF\n\techo a\n\tEOF").unwrap();
         assert_eq!(op.argv, vec!["/bin/sh", "-c", "echo a\n"]);
     }
 
     #[test]
-    fn a_shebang_heredoc_becomes_an_inline_script() {
+    fn a_heredoc_after_a_command_keeps_its_tabs_for_the_shell() {
+        // BuildKit passes the body as written: the shell's `<<-` strips.
+        let (op, _) = lower("RUN cat <<-EOF > /x\n\thello\n\tEOF").unwrap();
+        assert_eq!(op.argv, vec!["/bin/sh", "-c", "cat <<-EOF > /x\n\thello\nEOF"]);
+    }
+
+    #[test]
+    fn a_shebang_heredoc_becomes_an_inline_script_the_shell_runs() {
         let (op, shown) = lower("RUN <<EOT\n#!/usr/bin/env python3\nprint(1)\nEOT").unwrap();
-        assert_eq!(op.argv, vec!["/dev/pipes/EOT"]);
+        assert_eq!(op.argv, vec!["/bin/sh", "-c", "/dev/pipes/EOT"]);
         let script = op.inline_script.unwrap();
         assert_eq!(script.path, "/dev/pipes/EOT");
         assert_eq!(script.content, "#!/usr/bin/env python3\nprint(1)\n");
-        // The history still shows the heredoc as the shell's script.
-        assert_eq!(shown, vec!["/bin/sh", "-c", "#!/usr/bin/env python3\nprint(1)\n"]);
+        // The history shows what runs, as BuildKit's does.
+        assert_eq!(shown, op.argv);
     }
 
     #[test]
@@ -274,7 +294,7 @@ mod tests {
     #[test]
     fn network_flag_is_resolved_against_the_build_default() {
         let run = run_of("RUN --network=default true");
-        let (op, _) = super::run(&run, &[], vec![], "", "", Network::None, SPAN).unwrap();
+        let (op, _) = super::run(&run, environment(Network::None), SPAN).unwrap();
         assert_eq!(op.network, Network::None);
         assert_eq!(lower("RUN --network=none true").unwrap().0.network, Network::None);
         assert_eq!(lower("RUN --network=host true").unwrap().0.network, Network::Host);

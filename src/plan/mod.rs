@@ -38,7 +38,7 @@ use crate::dockerfile::shell::ShellLexer;
 use crate::image::config::ImageConfig;
 pub use crate::image::manifest::Platform;
 use scope::GlobalArgs;
-use stage::{StageContext, plan_stage};
+use stage::{StageContext, StageEnd, plan_stage};
 
 /// What the user asked for besides the Dockerfile.
 #[derive(Debug, Clone)]
@@ -134,8 +134,10 @@ impl Bases {
 }
 
 /// First pass: every stage's base, and every image a `COPY --from` names.
-pub fn bases(instructions: &[Instruction], request: &PlanRequest) -> Result<Bases, Diagnostic> {
-    let lexer = ShellLexer::new('\\');
+/// `escape` is the Dockerfile's escape character (its `# escape=`
+/// directive), used to expand words.
+pub fn bases(instructions: &[Instruction], escape: char, request: &PlanRequest) -> Result<Bases, Diagnostic> {
+    let lexer = ShellLexer::new(escape);
     let mut used = BTreeSet::new();
     let globals = GlobalArgs::read(instructions, request, &lexer, &mut used)?;
     let mut headers: Vec<StageHeader> = Vec::new();
@@ -261,29 +263,38 @@ impl Plan {
 }
 
 /// Second pass: the whole plan. `images` maps an image reference as written
-/// in the Dockerfile (after expansion) to its configuration.
+/// in the Dockerfile (after expansion) to its configuration; `escape` is the
+/// Dockerfile's escape character.
 pub fn plan(
     instructions: &[Instruction],
+    escape: char,
     request: &PlanRequest,
     images: &HashMap<String, ImageConfig>,
 ) -> Result<Plan, Diagnostic> {
-    let lexer = ShellLexer::new('\\');
+    let lexer = ShellLexer::new(escape);
     let mut consumed = BTreeSet::new();
     let globals = GlobalArgs::read(instructions, request, &lexer, &mut consumed)?;
-    let headers = bases(instructions, request)?.headers;
+    let headers = bases(instructions, escape, request)?.headers;
     let context = StageContext { request, globals: &globals, headers: &headers, lexer: &lexer };
     let mut stages: Vec<StagePlan> = Vec::with_capacity(headers.len());
+    let mut ends: Vec<StageEnd> = Vec::with_capacity(headers.len());
     for (header, (start, end)) in headers.iter().zip(stage_ranges(instructions)) {
-        let base_config = match &header.base {
-            Base::Scratch => ImageConfig::new_for_host(),
-            Base::Stage(i) => stages[*i].config.clone(),
-            Base::Image(name) => images.get(name).cloned().ok_or_else(|| {
-                Diagnostic::at(header.span, format!("no configuration for base image {name}"))
-                    .with_hint("the caller must load every image `bases` returns")
-            })?,
+        let (base_config, parent) = match &header.base {
+            Base::Scratch => (empty_image(&request.platform), None),
+            Base::Stage(i) => (stages[*i].config.clone(), Some(&ends[*i])),
+            Base::Image(name) => (
+                images.get(name).cloned().ok_or_else(|| {
+                    Diagnostic::at(header.span, format!("no configuration for base image {name}"))
+                        .with_hint("the caller must load every image `bases` returns")
+                })?,
+                None,
+            ),
         };
         let body = &instructions[start + 1..end];
-        stages.push(plan_stage(header.clone(), base_config, body, &context, &mut consumed)?);
+        let (stage, stage_end) =
+            plan_stage(header.clone(), base_config, parent, body, &context, &mut consumed)?;
+        stages.push(stage);
+        ends.push(stage_end);
     }
 
     let target = match &request.target {
@@ -340,7 +351,19 @@ pub fn plan_text(
 ) -> Result<Plan, Diagnostic> {
     let file = crate::dockerfile::parse(text)?;
     let typed = crate::dockerfile::instructions::typed(&file)?;
-    plan(&typed, request, images)
+    plan(&typed, file.escape, request, images)
+}
+
+/// The config a `FROM scratch` stage starts from: BuildKit's empty image
+/// (the platform, a PATH, WorkingDir `/`).
+fn empty_image(platform: &Platform) -> ImageConfig {
+    let mut config = ImageConfig::new_for_host();
+    config.architecture = platform.architecture.clone();
+    config.os = platform.os.clone();
+    config.variant = platform.variant.clone();
+    config.config.working_dir = "/".into();
+    config.config.env = vec![format!("PATH={DEFAULT_PATH}")];
+    config
 }
 
 /// `FROM --platform` of a platform this machine cannot run is refused:

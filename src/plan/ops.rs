@@ -55,8 +55,11 @@ pub struct RunOp {
     /// What to execute: the shell and the command for shell form, with
     /// heredocs folded in as BuildKit folds them.
     pub argv: Vec<String>,
-    /// `KEY=VALUE`: the image env, the build args the step sees, a PATH.
+    /// `KEY=VALUE`: the stage's environment (ENV and ARG values).
     pub env: Vec<String>,
+    /// `KEY=VALUE`: proxy build args (`HTTP_PROXY`…) the environment lacks;
+    /// given to the process, kept out of the cache key, as BuildKit does.
+    pub proxy_env: Vec<String>,
     /// `user[:group]` as USER set it, or `None` for the image's default.
     pub user: Option<String>,
     /// The absolute working directory.

@@ -3,8 +3,11 @@
 //! - [`Vars`]: an ordered name → value list (Docker's env semantics).
 //! - [`GlobalArgs`]: the ARGs before the first FROM, plus the automatic
 //!   platform ARGs; a stage must redeclare one to use it.
-//! - [`Expander`]: expands words with ENV first, then the ARGs ENV does not
-//!   shadow, recording which build args a step used.
+//! - [`StateEnv`]: what expansion and RUN see: ENV and ARG values, the
+//!   later one winning, and which names an ARG set.
+//! - [`Expander`]: expands words in that environment, recording which build
+//!   args a step used; heredoc bodies as BuildKit expands them.
+//! - [`proxy_env`]: the proxy build args RUN gets outside its cache key.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,11 +43,6 @@ impl Vars {
         }
     }
 
-    /// Removes `key`.
-    pub fn remove(&mut self, key: &str) {
-        self.0.retain(|(k, _)| k != key);
-    }
-
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
@@ -77,18 +75,6 @@ impl Env for Vars {
     }
 }
 
-/// Expansion environment: ENV first, then ARGs ENV does not shadow.
-struct Scope<'a> {
-    env: &'a Vars,
-    args: &'a Vars,
-}
-
-impl Env for Scope<'_> {
-    fn lookup(&self, name: &str) -> Option<&str> {
-        self.env.get(name).or_else(|| self.args.get(name))
-    }
-}
-
 /// The automatic platform ARGs for the global scope.
 fn platform_args(request: &PlanRequest) -> Vec<(String, String)> {
     let target = &request.platform;
@@ -105,17 +91,10 @@ fn platform_args(request: &PlanRequest) -> Vec<(String, String)> {
     ]
 }
 
-/// Whether `name` is one of the automatic platform ARGs.
-pub fn is_platform_arg(name: &str) -> bool {
-    name.starts_with("TARGET") || name.starts_with("BUILD") && !name.starts_with("BUILDKIT")
-}
-
 /// The global scope: ARGs before the first FROM, with build-arg values.
 pub struct GlobalArgs {
-    /// Names with values.
+    /// Names with values: the declared ones and the platform args.
     pub vars: Vars,
-    /// Declared names (for redeclaration inside stages).
-    pub declared: BTreeSet<String>,
 }
 
 impl GlobalArgs {
@@ -131,11 +110,9 @@ impl GlobalArgs {
         for (k, v) in platform_args(request) {
             vars.set(&k, &v);
         }
-        let mut declared = BTreeSet::new();
         for instruction in instructions {
             let Command::Arg { args } = &instruction.command else { break };
             for arg in args {
-                declared.insert(arg.name.clone());
                 let value = if let Some(given) = request.build_args.get(&arg.name) {
                     used.insert(arg.name.clone());
                     Some(given.clone())
@@ -157,7 +134,39 @@ impl GlobalArgs {
                 }
             }
         }
-        Ok(GlobalArgs { vars, declared })
+        Ok(GlobalArgs { vars })
+    }
+}
+
+/// The environment of a stage as BuildKit's build state holds it: what
+/// word expansion and RUN see. ENV sets a variable, and so does an ARG with
+/// a value (after an ENV of the same name, the ARG's value wins, as in
+/// BuildKit); the image config's Env records ENV only.
+#[derive(Debug, Clone, Default)]
+pub struct StateEnv {
+    /// Names and values, in the order they were first set.
+    pub vars: Vars,
+    /// The names whose value an ARG set last: the build args a step that
+    /// reads them uses.
+    pub from_arg: BTreeSet<String>,
+}
+
+impl StateEnv {
+    /// Sets `key` from an ENV (or the base image's config).
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.vars.set(key, value);
+        self.from_arg.remove(key);
+    }
+
+    /// Sets `key` from an ARG with a value.
+    pub fn set_arg(&mut self, key: &str, value: &str) {
+        self.vars.set(key, value);
+        self.from_arg.insert(key.to_string());
+    }
+
+    /// Every ARG-set variable with its value.
+    pub fn args(&self) -> BTreeMap<String, String> {
+        self.from_arg.iter().filter_map(|k| Some((k.clone(), self.vars.get(k)?.to_string()))).collect()
     }
 }
 
@@ -174,33 +183,29 @@ impl Expander<'_> {
     pub fn word(
         &self,
         word: &str,
-        env: &Vars,
-        args: &Vars,
+        state: &StateEnv,
         used: &mut BTreeMap<String, String>,
     ) -> Result<String, Diagnostic> {
-        let scope = Scope { env, args };
         let expansion = self
             .lexer
-            .process_word(word, &scope)
+            .process_word(word, &state.vars)
             .map_err(|e| Diagnostic::at(self.span, format!("{word}: {e}")))?;
-        record_used(&expansion.used, env, args, used);
+        record_used(&expansion.used, state, used);
         Ok(expansion.value)
     }
 
-    /// One word, expanded and split into words (EXPOSE, VOLUME).
+    /// One word, expanded and split into words (EXPOSE).
     pub fn words(
         &self,
         word: &str,
-        env: &Vars,
-        args: &Vars,
+        state: &StateEnv,
         used: &mut BTreeMap<String, String>,
     ) -> Result<Vec<String>, Diagnostic> {
-        let scope = Scope { env, args };
         let expansion = self
             .lexer
-            .process_words(word, &scope)
+            .process_words(word, &state.vars)
             .map_err(|e| Diagnostic::at(self.span, format!("{word}: {e}")))?;
-        record_used(&expansion.used, env, args, used);
+        record_used(&expansion.used, state, used);
         Ok(expansion.words)
     }
 
@@ -208,36 +213,46 @@ impl Expander<'_> {
     pub fn maybe(
         &self,
         word: Option<&str>,
-        env: &Vars,
-        args: &Vars,
+        state: &StateEnv,
         used: &mut BTreeMap<String, String>,
     ) -> Result<Option<String>, Diagnostic> {
-        word.map(|w| self.word(w, env, args, used)).transpose()
+        word.map(|w| self.word(w, state, used)).transpose()
+    }
+
+    /// A heredoc's body: expanded with `\` as the escape character and
+    /// quotes taken literally, as BuildKit expands inline files.
+    pub fn heredoc(
+        &self,
+        body: &str,
+        state: &StateEnv,
+        used: &mut BTreeMap<String, String>,
+    ) -> Result<String, Diagnostic> {
+        let raw = ShellLexer { skip_quotes: true, ..ShellLexer::new('\\') };
+        let expansion = raw
+            .process_word(body, &state.vars)
+            .map_err(|e| Diagnostic::at(self.span, format!("heredoc: {e}")))?;
+        record_used(&expansion.used, state, used);
+        Ok(expansion.value)
     }
 }
 
-fn record_used(names: &BTreeSet<String>, env: &Vars, args: &Vars, used: &mut BTreeMap<String, String>) {
+fn record_used(names: &BTreeSet<String>, state: &StateEnv, used: &mut BTreeMap<String, String>) {
     for name in names {
-        if env.get(name).is_none()
-            && let Some(value) = args.get(name)
+        if state.from_arg.contains(name)
+            && let Some(value) = state.vars.get(name)
         {
             used.insert(name.clone(), value.to_string());
         }
     }
 }
 
-/// The ARGs a RUN sees as environment: those ENV does not shadow, and the
-/// predefined proxy args given with `--build-arg` (which need no ARG and,
-/// undeclared, stay out of the history).
-pub fn visible_args(args: &Vars, env: &Vars, request: &PlanRequest) -> Vars {
-    let mut visible = Vars(args.0.iter().filter(|(k, _)| env.get(k).is_none()).cloned().collect());
-    for name in PROXY_ARGS {
-        if let Some(value) = request.build_args.get(name)
-            && visible.get(name).is_none()
-            && env.get(name).is_none()
-        {
-            visible.set(name, value);
-        }
-    }
-    visible
+/// The predefined proxy args given with `--build-arg` that the stage does
+/// not set: RUN gets them in its environment without an ARG, and (as
+/// BuildKit's proxy settings) outside its cache key and history.
+pub fn proxy_env(state: &StateEnv, request: &PlanRequest) -> Vec<String> {
+    PROXY_ARGS
+        .iter()
+        .filter(|name| state.vars.get(name).is_none())
+        .filter_map(|name| request.build_args.get(*name).map(|value| format!("{name}={value}")))
+        .collect()
 }

@@ -1,8 +1,13 @@
-//! One stage's instructions → its steps and final config.
+//! One stage's instructions → its steps and final config, as BuildKit's
+//! `dispatch` functions (`frontend/dockerfile/dockerfile2llb/convert.go`)
+//! do it.
 //!
-//! - ONBUILD triggers of the base image run first, then are not inherited.
-//! - Words are expanded with BuildKit's ARG/ENV scoping; each step records
-//!   the build args it used (its cache key's only build-arg input).
+//! - The stage starts from its base: an image's config (its Env in the
+//!   build environment, a PATH added when it has none, its ONBUILD
+//!   triggers run first and not inherited), a previous stage's whole state
+//!   (environment and build args included), or BuildKit's empty image.
+//! - Words are expanded in the build environment ([`StateEnv`]); each step
+//!   records the build args it used (its cache key's only build-arg input).
 //! - Config-only instructions change the config here; RUN, COPY, ADD and
 //!   WORKDIR are lowered to ops; every step gets its history text.
 
@@ -11,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::config::{self, change_of};
 use super::lower::{self, ExpandedCopy};
 use super::ops::{ConfigChange, CopyFrom, CopyKind, Op, WorkdirOp};
-use super::scope::{Expander, GlobalArgs, Vars, is_platform_arg, visible_args};
+use super::scope::{Expander, GlobalArgs, StateEnv, Vars, proxy_env};
 use super::{Base, DEFAULT_PATH, PlanRequest, StageHeader, StagePlan, Step, history, stage_by_ref};
 use crate::diagnostic::{Diagnostic, Span};
 use crate::dockerfile::instructions::{self, Command, Instruction, SourcesAndDest};
@@ -30,36 +35,62 @@ pub struct StageContext<'a> {
     pub lexer: &'a ShellLexer,
 }
 
-/// Plans one stage. Build args it takes are added to `consumed`.
+/// Where a stage ends: what a stage built on it starts from.
+#[derive(Debug, Clone, Default)]
+pub struct StageEnd {
+    /// The build environment.
+    pub state: StateEnv,
+    /// The ARG declarations in force (BuildKit's `buildArgs`), for the
+    /// `|N K=V` prefix of RUN history rows.
+    pub build_args: Vec<(String, Option<String>)>,
+}
+
+/// Plans one stage. `parent` is the end of the stage it builds on, if
+/// any. Build args it takes are added to `consumed`.
 pub fn plan_stage(
     header: StageHeader,
     base_config: ImageConfig,
+    parent: Option<&StageEnd>,
     body: &[Instruction],
     context: &StageContext<'_>,
     consumed: &mut BTreeSet<String>,
-) -> Result<StagePlan, Diagnostic> {
+) -> Result<(StagePlan, StageEnd), Diagnostic> {
     let mut config = base_config.clone();
-    // BuildKit gives a stage whose base sets no PATH the default one, in
-    // the image config as well as for RUN.
-    if !matches!(header.base, Base::Stage(_)) && !config.config.env.iter().any(|e| e.starts_with("PATH=")) {
-        config.config.env.insert(0, format!("PATH={DEFAULT_PATH}"));
+    let triggers = match header.base {
+        // A previous stage's ONBUILD triggers are not run (BuildKit clears
+        // them when a stage builds on another).
+        Base::Stage(_) => {
+            config.config.on_build.clear();
+            Vec::new()
+        }
+        _ => onbuild_triggers(&mut config, header.span)?,
+    };
+    // BuildKit makes sure PATH is set, appending the default.
+    if !config.config.env.iter().any(|e| e.split_once('=').map_or(e.as_str(), |(k, _)| k) == "PATH") {
+        config.config.env.push(format!("PATH={DEFAULT_PATH}"));
     }
-    let triggers = onbuild_triggers(&mut config, header.span)?;
+    let inherited = parent.cloned().unwrap_or_default();
+    let mut state = inherited.state;
+    for (key, value) in Vars::from_env_list(&config.config.env).entries() {
+        state.set_env(key, value);
+    }
     let mut walk = Walk {
         context,
         header: &header,
-        env: Vars::from_env_list(&config.config.env),
-        args: Vars::default(),
+        state,
+        build_args: inherited.build_args,
         config,
         consumed,
+        cmd_set: false,
     };
     let mut steps = Vec::with_capacity(triggers.len() + body.len());
     let all = triggers.iter().map(|i| (i, true)).chain(body.iter().map(|i| (i, false)));
     for (instruction, from_onbuild) in all {
         steps.push(walk.step(instruction, from_onbuild)?);
     }
+    let end = StageEnd { state: walk.state, build_args: walk.build_args };
     let config = walk.config;
-    Ok(StagePlan { header, base_config, steps, config })
+    Ok((StagePlan { header, base_config, steps, config }, end))
 }
 
 /// The base image's ONBUILD triggers, parsed; they are taken out of the
@@ -85,10 +116,12 @@ fn onbuild_triggers(config: &mut ImageConfig, span: Span) -> Result<Vec<Instruct
 struct Walk<'a, 'c> {
     context: &'a StageContext<'a>,
     header: &'a StageHeader,
-    env: Vars,
-    args: Vars,
+    state: StateEnv,
+    build_args: Vec<(String, Option<String>)>,
     config: ImageConfig,
     consumed: &'c mut BTreeSet<String>,
+    /// Whether a CMD was set in this stage (an ENTRYPOINT keeps it then).
+    cmd_set: bool,
 }
 
 impl Walk<'_, '_> {
@@ -104,50 +137,36 @@ impl Walk<'_, '_> {
             Command::Env { pairs } => {
                 let mut expanded = Vec::with_capacity(pairs.len());
                 for pair in pairs {
-                    let value = expander.word(&pair.value, &self.env, &self.args, &mut used)?;
-                    let key = expander.word(&pair.key, &self.env, &self.args, &mut used)?;
+                    let value = expander.word(&pair.value, &self.state, &mut used)?;
+                    let key = expander.word(&pair.key, &self.state, &mut used)?;
                     expanded.push((key, value));
                 }
-                // All pairs of one ENV line see the env from before the line.
+                // All pairs of one ENV line see the environment from before it.
                 for (key, value) in &expanded {
-                    self.env.set(key, value);
+                    self.state.set_env(key, value);
                 }
                 self.config_step(ConfigChange::Env(expanded))
             }
             Command::Run(run) => {
-                let mut argv = run.command.args.clone();
-                if run.command.prepend_shell {
-                    argv = config::with_shell(&self.config.config.shell, true, &argv);
-                }
-                // The shell expands RUN; the build args it can see are what
-                // its cache key depends on.
-                let visible = visible_args(&self.args, &self.env, self.context.request);
-                for (k, v) in self.args.entries() {
-                    if self.env.get(k).is_none() {
-                        used.insert(k.clone(), v.clone());
-                    }
-                }
-                let mut env = self.env.to_env_list();
-                env.extend(visible.to_env_list());
-                if !env.iter().any(|e| e.starts_with("PATH=")) {
-                    env.push(format!("PATH={DEFAULT_PATH}"));
-                }
+                // The shell expands RUN: every build arg in the environment
+                // is an input.
+                used.extend(self.state.args());
                 let mut run = run.clone();
                 run.mounts = run
                     .mounts
                     .iter()
-                    .map(|m| expander.word(m, &self.env, &self.args, &mut used))
+                    .map(|m| expander.word(m, &self.state, &mut used))
                     .collect::<Result<_, _>>()?;
                 let container = &self.config.config;
-                let (op, shown) = lower::run(
-                    &run,
-                    &argv,
-                    env,
-                    &container.user,
-                    &container.working_dir,
-                    self.context.request.network,
-                    span,
-                )?;
+                let environment = lower::RunEnvironment {
+                    env: self.state.vars.to_env_list(),
+                    proxy_env: proxy_env(&self.state, self.context.request),
+                    user: &container.user,
+                    workdir: &container.working_dir,
+                    shell: &container.shell,
+                    default_network: self.context.request.network,
+                };
+                let (op, shown) = lower::run(&run, environment, span)?;
                 (Op::Run(op), Some(history::run(&self.history_args(), &shown)))
             }
             Command::Copy(copy) => {
@@ -156,47 +175,41 @@ impl Walk<'_, '_> {
                 let from = match &copy.from {
                     None => CopyFrom::Context,
                     Some(from) => {
-                        let from = expander.word(from, &self.env, &self.args, &mut used)?;
+                        let from = expander.word(from, &self.state, &mut used)?;
                         copy_source(&from, self.context.headers, self.header.index, span)?
                     }
                 };
-                self.copy_step(
-                    CopyKind::Copy,
-                    &files,
-                    from,
-                    copy.chown.as_deref(),
-                    copy.chmod.as_deref(),
-                    &expander,
-                    &mut used,
-                )?
+                let flags = (copy.chown.as_deref(), copy.chmod.as_deref());
+                self.copy_step(CopyKind::Copy, &files, from, flags, &expander, &mut used)?
             }
             Command::Add(add) => {
                 let files = self.expand_files(&expander, &add.files, &mut used)?;
                 lower::refuse_add_flags(add, &files.sources, span)?;
-                self.copy_step(
-                    CopyKind::Add,
-                    &files,
-                    CopyFrom::Context,
-                    add.chown.as_deref(),
-                    add.chmod.as_deref(),
-                    &expander,
-                    &mut used,
-                )?
+                let flags = (add.chown.as_deref(), add.chmod.as_deref());
+                self.copy_step(CopyKind::Add, &files, CopyFrom::Context, flags, &expander, &mut used)?
             }
             Command::Workdir { path } => {
-                let path = expander.word(path, &self.env, &self.args, &mut used)?;
+                let path = expander.word(path, &self.state, &mut used)?;
                 let change = self.change(&Command::Workdir { path }, span)?;
                 let ConfigChange::Workdir(path) = &change else {
                     unreachable!("WORKDIR changes the workdir")
                 };
-                let user = &self.config.config.user;
-                let op = WorkdirOp { path: path.clone(), user: (!user.is_empty()).then(|| user.clone()) };
                 let shown = history::config(&change);
+                // WORKDIR / makes no layer; any other makes the directory.
+                let op = if path == "/" {
+                    Op::Config(change.clone())
+                } else {
+                    let user = &self.config.config.user;
+                    Op::Workdir(WorkdirOp {
+                        path: path.clone(),
+                        user: (!user.is_empty()).then(|| user.clone()),
+                    })
+                };
                 config::apply(&mut self.config, &change);
-                (Op::Workdir(op), shown)
+                (op, shown)
             }
             Command::User { user } => {
-                let user = expander.word(user, &self.env, &self.args, &mut used)?;
+                let user = expander.word(user, &self.state, &mut used)?;
                 let change = self.change(&Command::User { user }, span)?;
                 self.config_step(change)
             }
@@ -204,8 +217,8 @@ impl Walk<'_, '_> {
                 let mut expanded = Vec::with_capacity(pairs.len());
                 for pair in pairs {
                     expanded.push((
-                        expander.word(&pair.key, &self.env, &self.args, &mut used)?,
-                        expander.word(&pair.value, &self.env, &self.args, &mut used)?,
+                        expander.word(&pair.key, &self.state, &mut used)?,
+                        expander.word(&pair.value, &self.state, &mut used)?,
                     ));
                 }
                 self.config_step(ConfigChange::Label(expanded))
@@ -213,23 +226,41 @@ impl Walk<'_, '_> {
             Command::Expose { ports } => {
                 let mut expanded = Vec::new();
                 for port in ports {
-                    expanded.extend(expander.words(port, &self.env, &self.args, &mut used)?);
+                    expanded.extend(expander.words(port, &self.state, &mut used)?);
                 }
                 let change = self.change(&Command::Expose { ports: expanded }, span)?;
                 self.config_step(change)
             }
             Command::Volume { paths } => {
-                let mut expanded = Vec::new();
+                // Each volume is one word: expanded, never split.
+                let mut expanded = Vec::with_capacity(paths.len());
                 for path in paths {
-                    expanded.extend(expander.words(path, &self.env, &self.args, &mut used)?);
+                    expanded.push(expander.word(path, &self.state, &mut used)?);
                 }
-                self.config_step(ConfigChange::Volume(expanded))
+                let change = self.change(&Command::Volume { paths: expanded }, span)?;
+                self.config_step(change)
             }
             Command::StopSignal { signal } => {
-                let signal = expander.word(signal, &self.env, &self.args, &mut used)?;
-                self.config_step(ConfigChange::StopSignal(signal))
+                let signal = expander.word(signal, &self.state, &mut used)?;
+                let change = self.change(&Command::StopSignal { signal }, span)?;
+                self.config_step(change)
             }
             Command::From(_) => unreachable!("a stage body has no FROM"),
+            Command::Cmd(_) => {
+                self.cmd_set = true;
+                let change = self.change(&instruction.command, span)?;
+                self.config_step(change)
+            }
+            Command::Entrypoint(_) => {
+                let change = self.change(&instruction.command, span)?;
+                let cmd = self.config.config.cmd.clone();
+                let step = self.config_step(change);
+                // ENTRYPOINT clears CMD unless this stage set one.
+                if self.cmd_set {
+                    self.config.config.cmd = cmd;
+                }
+                step
+            }
             other => {
                 let change = self.change(other, span)?;
                 self.config_step(change)
@@ -250,47 +281,50 @@ impl Walk<'_, '_> {
         change_of(command, &self.config).map_err(|message| Diagnostic::at(span, message))
     }
 
-    /// ARG: declarations take a build arg's value, their default, or the
-    /// global value; the history shows the declaration, default expanded.
+    /// ARG, as BuildKit's `dispatchArg`: a declaration takes the build
+    /// arg's value, else its default (expanded), else — with neither — the
+    /// global value; with a value it enters the environment. The history
+    /// shows each declaration with the value it took.
     fn arg(
         &mut self,
         decls: &[instructions::ArgDecl],
         expander: &Expander<'_>,
         used: &mut BTreeMap<String, String>,
     ) -> Result<ConfigChange, Diagnostic> {
-        let globals = self.context.globals;
+        let request = self.context.request;
         let mut shown = Vec::with_capacity(decls.len());
         for decl in decls {
-            let value = if let Some(given) = self.context.request.build_args.get(&decl.name) {
-                self.consumed.insert(decl.name.clone());
-                Some(given.clone())
-            } else if let Some(default) = &decl.default {
-                Some(expander.word(default, &self.env, &self.args, used)?)
-            } else if globals.declared.contains(&decl.name) || is_platform_arg(&decl.name) {
-                globals.vars.get(&decl.name).map(str::to_string)
-            } else {
-                None
+            let given = request.build_args.get(&decl.name);
+            let value = match (given, &decl.default) {
+                (Some(given), _) => {
+                    self.consumed.insert(decl.name.clone());
+                    Some(given.clone())
+                }
+                (None, Some(default)) => Some(expander.word(default, &self.state, used)?),
+                (None, None) => self.context.globals.vars.get(&decl.name).map(str::to_string),
             };
-            match value {
-                Some(value) => self.args.set(&decl.name, &value),
-                // Declared without any value: expands to empty and is not
-                // in RUN's environment.
-                None => self.args.remove(&decl.name),
+            if let Some(value) = &value {
+                self.state.set_arg(&decl.name, value);
             }
-            let default = expander.maybe(decl.default.as_deref(), &self.env, &self.args, used)?;
-            shown.push((decl.name.clone(), default));
+            match self.build_args.iter_mut().find(|(k, _)| *k == decl.name) {
+                Some(known) => known.1 = value.clone(),
+                None => self.build_args.push((decl.name.clone(), value.clone())),
+            }
+            shown.push((decl.name.clone(), value));
         }
         Ok(ConfigChange::Arg(shown))
     }
 
-    /// The stage's ARGs with values, in declaration order, an ENV of the
-    /// same name giving the value: what BuildKit shows before a RUN in the
-    /// history (`RUN |2 A=1 B=2 …`).
+    /// The stage's build args as a RUN's history shows them (`|2 A=1 B=2`):
+    /// every declaration, its value from the environment when set there.
     fn history_args(&self) -> Vec<(String, String)> {
-        self.args
-            .entries()
+        self.build_args
             .iter()
-            .map(|(k, v)| (k.clone(), self.env.get(k).unwrap_or(v).to_string()))
+            .map(|(k, v)| {
+                let value =
+                    self.state.vars.get(k).map(str::to_string).or_else(|| v.clone()).unwrap_or_default();
+                (k.clone(), value)
+            })
             .collect()
     }
 
@@ -301,39 +335,33 @@ impl Walk<'_, '_> {
         used: &mut BTreeMap<String, String>,
     ) -> Result<SourcesAndDest, Diagnostic> {
         let mut out = files.clone();
-        out.sources = files
-            .sources
-            .iter()
-            .map(|s| expander.word(s, &self.env, &self.args, used))
-            .collect::<Result<_, _>>()?;
-        out.dest = expander.word(&files.dest, &self.env, &self.args, used)?;
+        out.sources =
+            files.sources.iter().map(|s| expander.word(s, &self.state, used)).collect::<Result<_, _>>()?;
+        out.dest = expander.word(&files.dest, &self.state, used)?;
         for content in &mut out.contents {
             if content.expand {
-                content.data = expander
-                    .word(&content.data, &self.env, &self.args, used)
-                    .unwrap_or_else(|_| content.data.clone());
+                content.data = expander.heredoc(&content.data, &self.state, used)?;
             }
         }
         Ok(out)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn copy_step(
         &self,
         kind: CopyKind,
         files: &SourcesAndDest,
         from: CopyFrom,
-        chown: Option<&str>,
-        chmod: Option<&str>,
+        (chown, chmod): (Option<&str>, Option<&str>),
         expander: &Expander<'_>,
         used: &mut BTreeMap<String, String>,
     ) -> Result<(Op, Option<String>), Diagnostic> {
-        let chown = expander.maybe(chown, &self.env, &self.args, used)?;
-        let chmod = expander.maybe(chmod, &self.env, &self.args, used)?;
+        let chown = expander.maybe(chown, &self.state, used)?;
+        let chmod = expander.maybe(chmod, &self.state, used)?;
         let workdir = &self.config.config.working_dir;
-        let op = lower::copy(ExpandedCopy { kind, files, from, chown, chmod, workdir }, expander.span)?;
+        let flags = history::CopyFlags { chown: chown.as_deref(), chmod: chmod.as_deref(), parents: false };
         let inline_names: Vec<String> = files.contents.iter().map(|c| c.path.clone()).collect();
-        let shown = history::copy(kind.instruction(), &files.sources, &inline_names, &files.dest);
+        let shown = history::copy(kind.instruction(), flags, &files.sources, &inline_names, &files.dest);
+        let op = lower::copy(ExpandedCopy { kind, files, from, chown, chmod, workdir }, expander.span)?;
         Ok((Op::Copy(op), Some(shown)))
     }
 }

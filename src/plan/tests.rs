@@ -2,6 +2,18 @@ use super::*;
 use crate::dockerfile::{instructions, parse};
 use crate::image::config::ImageConfig;
 
+fn plan_escaped(
+    typed: &[Instruction],
+    request: &PlanRequest,
+    images: &HashMap<String, ImageConfig>,
+) -> Result<Plan, Diagnostic> {
+    plan(typed, '\\', request, images)
+}
+
+fn bases_escaped(typed: &[Instruction], request: &PlanRequest) -> Result<Bases, Diagnostic> {
+    bases(typed, '\\', request)
+}
+
 fn typed(src: &str) -> Vec<Instruction> {
     instructions::typed(&parse(src).unwrap()).unwrap()
 }
@@ -31,7 +43,7 @@ fn history_of(src: &str) -> Vec<Option<String>> {
 }
 
 fn plan_of(src: &str, args: &[(&str, &str)], images: &[&str]) -> Plan {
-    plan(&typed(src), &request(args), &images_for(images)).unwrap()
+    plan_escaped(&typed(src), &request(args), &images_for(images)).unwrap()
 }
 
 /// The stage's env without the default PATH every stage gets.
@@ -50,16 +62,16 @@ fn a_base_without_path_gets_the_default_one_first() {
     let mut base = ImageConfig::new_for_host();
     base.config.env = vec!["PATH=/custom".into()];
     let images: HashMap<String, ImageConfig> = [("base:1".to_string(), base)].into();
-    let own = plan(&typed("FROM base:1\n"), &request(&[]), &images).unwrap();
+    let own = plan_escaped(&typed("FROM base:1\n"), &request(&[]), &images).unwrap();
     assert_eq!(own.stages[0].config.config.env, vec!["PATH=/custom"]);
 }
 
 #[test]
 fn global_arg_expands_in_from() {
     let src = "ARG BASE=alpine\nFROM ${BASE}:3\n";
-    let headers = bases(&typed(src), &request(&[])).unwrap().headers;
+    let headers = bases_escaped(&typed(src), &request(&[])).unwrap().headers;
     assert_eq!(headers[0].base, Base::Image("alpine:3".into()));
-    let headers = bases(&typed(src), &request(&[("BASE", "busybox")])).unwrap().headers;
+    let headers = bases_escaped(&typed(src), &request(&[("BASE", "busybox")])).unwrap().headers;
     assert_eq!(headers[0].base, Base::Image("busybox:3".into()));
 }
 
@@ -119,7 +131,7 @@ fn target_builds_only_what_it_needs_in_dependency_order() {
     assert_eq!(all.order, vec![0, 2, 3]);
     let mut req = request(&[]);
     req.target = Some("b".into());
-    let only_b = plan(&typed(src), &req, &HashMap::new()).unwrap();
+    let only_b = plan_escaped(&typed(src), &req, &HashMap::new()).unwrap();
     assert_eq!(only_b.order, vec![1]);
 }
 
@@ -135,7 +147,8 @@ fn independent_stages_have_no_edge_between_them() {
 fn unknown_target_lists_the_stages() {
     let mut req = request(&[]);
     req.target = Some("nope".into());
-    let err = plan(&typed("FROM scratch AS one\nFROM scratch AS two\n"), &req, &HashMap::new()).unwrap_err();
+    let err = plan_escaped(&typed("FROM scratch AS one\nFROM scratch AS two\n"), &req, &HashMap::new())
+        .unwrap_err();
     assert!(err.message.contains("\"nope\""));
     assert_eq!(err.hint.as_deref(), Some("stages are: one, two"));
 }
@@ -154,7 +167,7 @@ fn onbuild_triggers_of_the_base_run_first_and_are_not_inherited() {
     let mut base = ImageConfig::new_for_host();
     base.config.on_build = vec!["RUN echo triggered".into(), "ENV FROM_TRIGGER=1".into()];
     let images: HashMap<String, ImageConfig> = [("base:1".to_string(), base)].into();
-    let plan = plan(&typed("FROM base:1\nRUN echo mine\n"), &request(&[]), &images).unwrap();
+    let plan = plan_escaped(&typed("FROM base:1\nRUN echo mine\n"), &request(&[]), &images).unwrap();
     let steps = &plan.stages[0].steps;
     assert!(steps[0].from_onbuild && steps[1].from_onbuild && !steps[2].from_onbuild);
     assert_eq!(run_op(&steps[0]).argv[2], "echo triggered");
@@ -183,15 +196,18 @@ fn shell_changes_run_argv() {
 #[test]
 fn copy_from_index_image_and_forward_reference() {
     let src = "FROM scratch\nFROM scratch\nCOPY --from=0 /a /a\nCOPY --from=busybox:1 /b /b\n";
-    let found = bases(&typed(src), &request(&[])).unwrap();
+    let found = bases_escaped(&typed(src), &request(&[])).unwrap();
     assert_eq!(found.images(), vec![("busybox:1".to_string(), Span { start: 4, end: 4 })]);
     let planned = plan_of(src, &[], &[]);
     let steps = &planned.stages[1].steps;
     assert!(matches!(&steps[0].op, Op::Copy(CopyOp { from: CopyFrom::Stage(0), .. })));
     assert!(matches!(&steps[1].op, Op::Copy(CopyOp { from: CopyFrom::Image(i), .. }) if i == "busybox:1"));
-    let err =
-        plan(&typed("FROM scratch\nCOPY --from=1 /a /a\nFROM scratch\n"), &request(&[]), &HashMap::new())
-            .unwrap_err();
+    let err = plan_escaped(
+        &typed("FROM scratch\nCOPY --from=1 /a /a\nFROM scratch\n"),
+        &request(&[]),
+        &HashMap::new(),
+    )
+    .unwrap_err();
     assert!(err.message.contains("not before this one"));
 }
 
@@ -209,13 +225,13 @@ fn entrypoint_resets_an_inherited_cmd() {
     let mut base = ImageConfig::new_for_host();
     base.config.cmd = Some(vec!["sh".into()]);
     let images: HashMap<String, ImageConfig> = [("b".to_string(), base)].into();
-    let plan = plan(&typed("FROM b\nENTRYPOINT [\"/app\"]\n"), &request(&[]), &images).unwrap();
+    let plan = plan_escaped(&typed("FROM b\nENTRYPOINT [\"/app\"]\n"), &request(&[]), &images).unwrap();
     assert_eq!(plan.stages[0].config.config.cmd, None);
 }
 
 #[test]
 fn duplicate_stage_names_are_an_error() {
-    assert!(bases(&typed("FROM scratch AS a\nFROM scratch AS a\n"), &request(&[])).is_err());
+    assert!(bases_escaped(&typed("FROM scratch AS a\nFROM scratch AS a\n"), &request(&[])).is_err());
 }
 
 #[test]
@@ -223,9 +239,9 @@ fn proxy_build_args_reach_run_without_a_declaration_but_not_the_history() {
     let plan =
         plan_of("FROM scratch\nRUN env\n", &[("HTTP_PROXY", "http://proxy:3128"), ("OTHER", "x")], &[]);
     let step = &plan.stages[0].steps[0];
-    let env = &run_op(step).env;
-    assert!(env.contains(&"HTTP_PROXY=http://proxy:3128".to_string()), "{env:?}");
-    assert!(!env.iter().any(|e| e.starts_with("OTHER=")), "other build args need an ARG");
+    let run = run_op(step);
+    assert_eq!(run.proxy_env, vec!["HTTP_PROXY=http://proxy:3128".to_string()]);
+    assert!(!run.env.iter().any(|e| e.starts_with("OTHER=") || e.starts_with("HTTP_PROXY")), "{:?}", run.env);
     assert_eq!(step.history.as_deref(), Some("RUN /bin/sh -c env # buildkit"));
     assert_eq!(plan.unused_build_args, vec!["OTHER".to_string()]);
 }
@@ -249,14 +265,16 @@ fn history_rows_read_as_buildkit_writes_them() {
     let expected = [
         Some("ARG V=1 W"),
         Some("ENV A=1"),
-        Some("RUN |1 V=1 /bin/sh -c echo $V # buildkit"),
-        Some("COPY a b /d/ # buildkit"),
+        Some("RUN |2 V=1 W= /bin/sh -c echo $V # buildkit"),
+        Some("COPY --chown=1 a b /d/ # buildkit"),
         Some("ADD <<one /d/ # buildkit"),
         Some("WORKDIR /rel"),
         Some("CMD [\"/bin/sh\" \"-c\" \"echo hi\"]"),
-        Some("EXPOSE map[53/udp:{} 80/tcp:{}]"),
+        Some("EXPOSE [53/udp 80/tcp]"),
         Some("SHELL [/bin/bash -c]"),
-        Some("HEALTHCHECK &{[\"CMD-SHELL\" \"true\"] \"1m30s\" \"0s\" \"0s\" \"0s\" '\\x04'}"),
+        Some(
+            "HEALTHCHECK {Test:[CMD-SHELL true] Interval:1m30s Timeout:0s StartPeriod:0s StartInterval:0s Retries:4}",
+        ),
         None,
     ];
     assert_eq!(rows, expected.map(|row| row.map(String::from)));
@@ -266,7 +284,7 @@ fn history_rows_read_as_buildkit_writes_them() {
 fn history_of_a_heredoc_run_shows_the_script_the_shell_gets() {
     let rows = history_of("FROM scratch\nRUN <<EOF\necho a\nEOF\nRUN <<EOT\n#!/bin/ash\necho b\nEOT\n");
     assert_eq!(rows[0].as_deref(), Some("RUN /bin/sh -c echo a\n # buildkit"));
-    assert_eq!(rows[1].as_deref(), Some("RUN /bin/sh -c #!/bin/ash\necho b\n # buildkit"));
+    assert_eq!(rows[1].as_deref(), Some("RUN /bin/sh -c /dev/pipes/EOT # buildkit"));
 }
 
 #[test]
@@ -291,7 +309,7 @@ fn steps_lower_to_ops() {
 fn the_build_network_is_what_run_gets_by_default() {
     let mut req = request(&[]);
     req.network = Network::None;
-    let plan = plan(&typed("FROM scratch\nRUN true\n"), &req, &HashMap::new()).unwrap();
+    let plan = plan_escaped(&typed("FROM scratch\nRUN true\n"), &req, &HashMap::new()).unwrap();
     assert_eq!(run_op(&plan.stages[0].steps[0]).network, Network::None);
 }
 
@@ -303,8 +321,8 @@ fn unimplemented_flags_are_refused_at_their_line() {
         ("ADD https://example.invalid/f /f", "URL"),
         ("ADD --checksum=sha256:00 a /f", "--checksum"),
     ] {
-        let err =
-            plan(&typed(&format!("FROM scratch\n{line}\n")), &request(&[]), &HashMap::new()).unwrap_err();
+        let err = plan_escaped(&typed(&format!("FROM scratch\n{line}\n")), &request(&[]), &HashMap::new())
+            .unwrap_err();
         assert!(err.message.contains(flag) && err.line == 2, "{line}: {err:?}");
     }
 }
@@ -312,9 +330,99 @@ fn unimplemented_flags_are_refused_at_their_line() {
 #[test]
 fn from_platform_of_another_machine_is_refused_only_when_the_stage_is_built() {
     let other = "FROM --platform=linux/s390x scratch AS other\nFROM scratch\n";
-    assert!(plan(&typed(other), &request(&[]), &HashMap::new()).is_ok());
+    assert!(plan_escaped(&typed(other), &request(&[]), &HashMap::new()).is_ok());
     let mut req = request(&[]);
     req.target = Some("other".into());
-    let err = plan(&typed(other), &req, &HashMap::new()).unwrap_err();
+    let err = plan_escaped(&typed(other), &req, &HashMap::new()).unwrap_err();
     assert!(err.message.contains("does not emulate") && err.line == 1, "{err:?}");
+}
+
+#[test]
+fn an_arg_after_an_env_of_the_same_name_wins_for_run_but_not_the_config() {
+    // BuildKit's dispatchArg adds the ARG's value to the build environment.
+    let plan = plan_of("FROM scratch\nENV X=env\nARG X=arg\nRUN echo $X\n", &[], &[]);
+    let run = run_op(plan.stages[0].steps.last().unwrap());
+    assert!(run.env.contains(&"X=arg".to_string()), "{:?}", run.env);
+    assert_eq!(env_of(&plan, 0), vec!["X=env"]);
+    // An ENV after the ARG wins again.
+    let plan = plan_of("FROM scratch\nARG X=arg\nENV X=env\nRUN true\n", &[], &[]);
+    assert!(run_op(plan.stages[0].steps.last().unwrap()).env.contains(&"X=env".to_string()));
+}
+
+#[test]
+fn entrypoint_keeps_a_cmd_set_in_its_own_stage() {
+    let plan = plan_of("FROM scratch\nCMD [\"a\"]\nENTRYPOINT [\"e\"]\n", &[], &[]);
+    assert_eq!(plan.stages[0].config.config.cmd, Some(vec!["a".to_string()]));
+    let plan = plan_of("FROM scratch\nCMD a\nENTRYPOINT e\n", &[], &[]);
+    assert_eq!(plan.stages[0].config.config.cmd, Some(vec!["/bin/sh".into(), "-c".into(), "a".into()]));
+}
+
+#[test]
+fn a_scratch_stage_starts_as_buildkits_empty_image() {
+    let plan = plan_of("FROM scratch\n", &[], &[]);
+    let config = &plan.stages[0].config;
+    assert_eq!(config.config.working_dir, "/");
+    assert_eq!(config.config.env, vec![format!("PATH={DEFAULT_PATH}")]);
+}
+
+#[test]
+fn a_base_without_path_gets_it_appended() {
+    let mut base = ImageConfig::new_for_host();
+    base.config.env = vec!["A=1".into()];
+    let images: HashMap<String, ImageConfig> = [("b:1".to_string(), base)].into();
+    let plan = plan_escaped(&typed("FROM b:1\n"), &request(&[]), &images).unwrap();
+    assert_eq!(plan.stages[0].config.config.env, vec!["A=1".to_string(), format!("PATH={DEFAULT_PATH}")]);
+}
+
+#[test]
+fn volume_words_are_expanded_but_not_split() {
+    let plan = plan_of("FROM scratch\nENV V=\"/a /b\"\nVOLUME $V /c\n", &[], &[]);
+    let volumes: Vec<&String> = plan.stages[0].config.config.volumes.keys().collect();
+    assert_eq!(volumes, vec!["/a /b", "/c"]);
+    let err = plan_escaped(&typed("FROM scratch\nVOLUME [\"$NOPE\"]\n"), &request(&[]), &HashMap::new())
+        .unwrap_err();
+    assert!(err.message.contains("empty string"), "{err:?}");
+}
+
+#[test]
+fn workdir_slash_makes_no_layer() {
+    let plan = plan_of("FROM scratch\nWORKDIR /\nWORKDIR /app\n", &[], &[]);
+    let steps = &plan.stages[0].steps;
+    assert!(matches!(steps[0].op, Op::Config(ConfigChange::Workdir(_))));
+    assert!(matches!(steps[1].op, Op::Workdir(_)));
+}
+
+#[test]
+fn the_escape_directive_applies_to_expansion() {
+    let src = "# escape=`\nFROM scratch\nENV A=1\nENV B=\"C:\\dir `$A $A\"\n";
+    let file = parse(src).unwrap();
+    let typed = instructions::typed(&file).unwrap();
+    let plan = plan(&typed, file.escape, &request(&[]), &HashMap::new()).unwrap();
+    assert!(env_of(&plan, 0).contains(&"B=C:\\dir $A 1".to_string()), "{:?}", env_of(&plan, 0));
+}
+
+#[test]
+fn heredoc_files_expand_with_quotes_taken_literally() {
+    let plan = plan_of("FROM scratch\nARG N=world\nCOPY <<EOF /f\n'$N' \"$N\" \\$N\nEOF\n", &[], &[]);
+    let Op::Copy(copy) = &plan.stages[0].steps[1].op else { panic!() };
+    assert_eq!(copy.inline_files[0].content, "'world' \"world\" $N\n");
+}
+
+#[test]
+fn a_stage_built_on_a_stage_inherits_its_build_args_but_not_its_triggers() {
+    let src = "FROM scratch AS base\nARG V=1\nONBUILD RUN echo trigger\nFROM base\nRUN echo $V\n";
+    let plan = plan_of(src, &[], &[]);
+    let steps = &plan.stages[1].steps;
+    assert_eq!(steps.len(), 1, "the parent stage's ONBUILD does not run");
+    let run = run_op(&steps[0]);
+    assert!(run.env.contains(&"V=1".to_string()), "{:?}", run.env);
+    assert_eq!(steps[0].history.as_deref(), Some("RUN |1 V=1 /bin/sh -c echo $V # buildkit"));
+    assert!(plan.stages[1].config.config.on_build.is_empty());
+}
+
+#[test]
+fn arg_history_shows_the_value_each_declaration_took() {
+    let plan = plan_of("ARG G=global\nFROM scratch\nARG G\nARG D=default\nARG B\n", &[("B", "given")], &[]);
+    let rows: Vec<_> = plan.stages[0].steps.iter().map(|s| s.history.clone().unwrap()).collect();
+    assert_eq!(rows, vec!["ARG G=global", "ARG D=default", "ARG B=given"]);
 }

@@ -17,10 +17,10 @@
 //!
 //! | op | fields, in order |
 //! |---|---|
-//! | `run` | argv, env, user?, workdir, network (`host`/`none`), inline script? (path, content) |
+//! | `run` | argv, env, user?, workdir, network (`host`/`none`), inline script? (path, content); not the proxy variables |
 //! | `copy` | kind (`COPY`/`ADD`), source (`context`/`stage`/`image`), sources, inline files (name, content, mode as octal text), dest, dest is a dir, chown?, chmod? (octal text), unpack archives |
 //! | `workdir` | path, user? |
-//! | `config` | the instruction keyword, then its values as a list of strings |
+//! | `config` | the instruction keyword, then its values as a list of strings (ARG: the names only) |
 //!
 //! Then the build args the step used (a list of name, value pairs, sorted
 //! by name) and the content input: `none`, `context` + the blake3 digest of
@@ -36,10 +36,10 @@ use crate::layer::Digest;
 use crate::plan::{ConfigChange, CopyFrom, CopyKind, Network, Op, Step};
 
 /// The version of the encoding below.
-pub const KEY_VERSION: u32 = 1;
+pub const KEY_VERSION: u32 = 2;
 
 /// What every key's preimage starts with.
-pub const KEY_DOMAIN: &str = "hoist step cache key v1\n";
+pub const KEY_DOMAIN: &str = "hoist step cache key v2\n";
 
 /// What a stage starts from, for its first key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,13 +169,9 @@ fn encode_op(encoder: &mut Encoder, op: &Op) {
 fn config_values(change: &ConfigChange) -> Vec<String> {
     let pairs = |pairs: &[(String, String)]| pairs.iter().flat_map(|(k, v)| [k.clone(), v.clone()]).collect();
     match change {
-        ConfigChange::Arg(decls) => decls
-            .iter()
-            .flat_map(|(name, default)| match default {
-                Some(d) => [name.clone(), "=".to_string() + d],
-                None => [name.clone(), String::new()],
-            })
-            .collect(),
+        // The names only: a build arg's value enters the keys of the steps
+        // that use it, not of its declaration.
+        ConfigChange::Arg(decls) => decls.iter().map(|(name, _)| name.clone()).collect(),
         ConfigChange::Env(p) | ConfigChange::Label(p) => pairs(p),
         ConfigChange::Cmd(list)
         | ConfigChange::Entrypoint(list)
@@ -413,7 +409,7 @@ mod tests {
             "CMD A=1",
             "ENTRYPOINT A=1",
             "USER A=1",
-            "STOPSIGNAL A=1",
+            "STOPSIGNAL 9",
             "VOLUME A=1",
             "EXPOSE 1",
             "MAINTAINER A=1",
@@ -431,7 +427,7 @@ mod tests {
     fn the_encoding_is_pinned() {
         // A change here changes every key: bump KEY_VERSION with it.
         let key = last_key("FROM scratch\nRUN make\n");
-        assert_eq!(KEY_VERSION, 1);
+        assert_eq!(KEY_VERSION, 2);
         assert_eq!(key.to_hex().len(), 64);
         assert_eq!(key, last_key("FROM scratch\nRUN make\n"));
         let mut encoder = Encoder::new();

@@ -10,6 +10,7 @@ pub mod fault_proxy;
 pub mod forward_proxy;
 pub mod hoist_env;
 pub mod http;
+pub mod image_archive;
 pub mod loopback;
 pub mod registry;
 pub mod rootless;

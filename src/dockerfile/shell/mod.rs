@@ -37,6 +37,9 @@ pub struct ShellLexer {
     /// Leave `$V`, `${V}` and `${V<op>…}` of unset variables as written
     /// (BuildKit's `SkipUnsetEnv`).
     pub skip_unset: bool,
+    /// Take `'` and `"` as ordinary characters (BuildKit's
+    /// `SkipProcessQuotes`, for the bodies of heredocs).
+    pub skip_quotes: bool,
 }
 
 /// Where variables are looked up.
@@ -92,7 +95,7 @@ impl Default for ShellLexer {
 impl ShellLexer {
     /// A lexer with the given escape character and both modes off.
     pub fn new(escape: char) -> Self {
-        ShellLexer { escape, raw_quotes: false, skip_unset: false }
+        ShellLexer { escape, raw_quotes: false, skip_unset: false, skip_quotes: false }
     }
 
     /// One word: quotes removed, escapes processed, variables expanded, no
@@ -284,6 +287,11 @@ impl<'a> Scan<'a> {
                     let value = self.dollar()?;
                     words.push_str_splitting(&value);
                     out.push_str(&value);
+                }
+                '\'' | '"' if self.lexer.skip_quotes => {
+                    self.pos += 1;
+                    words.push_splitting(ch);
+                    out.push(ch);
                 }
                 '\'' => {
                     let value = self.single_quoted()?;
@@ -648,6 +656,13 @@ mod tests {
     }
 
     #[test]
+    fn skip_quotes_takes_quotes_as_characters() {
+        let lexer = ShellLexer { skip_quotes: true, ..ShellLexer::new('\\') };
+        let env = [("A", "x")];
+        assert_eq!(lexer.process_word("'$A' \"$A\" \\$A", &env).unwrap().value, "'x' \"x\" $A");
+    }
+
+    #[test]
     fn skip_unset_leaves_unset_references_as_written() {
         let lexer = ShellLexer { skip_unset: true, ..ShellLexer::new('\\') };
         let out = lexer.process_word("$NOPE ${NOPE} ${NOPE:-x} ${NOPE#p} ${NOPE//a/b} $A", &env()).unwrap();
@@ -933,6 +948,7 @@ mod tests {
                 escape: if round % 3 == 0 { '`' } else { '\\' },
                 raw_quotes: round % 5 == 0,
                 skip_unset: round % 7 == 0,
+                skip_quotes: round % 11 == 0,
             };
             if let Err(e) = lexer.process_word(&input, &env) {
                 assert!(e.offset <= input.len(), "{input:?}: {e:?}");
