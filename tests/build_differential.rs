@@ -143,6 +143,75 @@ fn version_neutral(row: &str) -> String {
     format!("{neutral} | {rest}")
 }
 
+/// What a fixture's `expected.json` says the image holds, where Engine
+/// 20.10's BuildKit cannot be the reference (a feature it lacks, or a rule
+/// current BuildKit changed; `why` says which):
+/// - `files`: path → content;
+/// - `tree`: path → the line `describe` gives (type, size, digest, mode,
+///   owner, hard link);
+/// - `absent`: paths the image must not hold;
+/// - `env`: variables the config's Env must contain;
+/// - `config`: config fields (as `CONFIG_FIELDS` names them) and their exact
+///   values (`null` for unset or empty);
+/// - `history`: the rows the build added, as `history` prints them.
+fn against_reference(
+    expected: &serde_json::Value,
+    ours: &ArchivedImage,
+    config: &BTreeMap<String, serde_json::Value>,
+    rows: &[String],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    assert!(expected["why"].is_string(), "expected.json says why docker build is not the reference");
+    for key in expected.as_object().unwrap().keys() {
+        assert!(
+            ["why", "files", "tree", "absent", "env", "config", "history"].contains(&key.as_str()),
+            "expected.json: unknown key {key}"
+        );
+    }
+    let node = |path: &str| ours.tree.get(path.trim_start_matches('/'));
+    for (path, content) in expected["files"].as_object().into_iter().flatten() {
+        let got = node(path)
+            .and_then(|n| n.content.clone())
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .unwrap_or_default();
+        if got != content.as_str().unwrap() {
+            problems.push(format!("{path} holds {got:?}, the reference gives {content}"));
+        }
+    }
+    for (path, line) in expected["tree"].as_object().into_iter().flatten() {
+        let got = node(path).map(|n| n.line()).unwrap_or_else(|| "absent".into());
+        if got != line.as_str().unwrap() {
+            problems.push(format!("{path} is {got:?}, the reference gives {line}"));
+        }
+    }
+    for path in expected["absent"].as_array().into_iter().flatten() {
+        if let Some(found) = node(path.as_str().unwrap()) {
+            problems.push(format!("{path} should be absent, found {}", found.line()));
+        }
+    }
+    if let Some(env) = expected.get("env").and_then(|e| e.as_array()) {
+        let have = config["Env"].as_array().cloned().unwrap_or_default();
+        for var in env {
+            if !have.contains(var) {
+                problems.push(format!("Env lacks {var}: {have:?}"));
+            }
+        }
+    }
+    for (field, value) in expected["config"].as_object().into_iter().flatten() {
+        let got = config.get(field).unwrap_or_else(|| panic!("expected.json: {field} is not compared"));
+        if got != value {
+            problems.push(format!("config {field}: {got}, the reference gives {value}"));
+        }
+    }
+    if let Some(history) = expected.get("history").and_then(|h| h.as_array()) {
+        let want: Vec<&str> = history.iter().map(|r| r.as_str().unwrap()).collect();
+        if want != rows {
+            problems.push(format!("history:\n    reference {want:#?}\n    hoist     {rows:#?}"));
+        }
+    }
+    problems
+}
+
 #[test]
 fn fixtures_build_the_same_filesystem_and_config_as_docker_build() {
     let work = tempfile::tempdir().unwrap();
@@ -186,23 +255,9 @@ fn fixtures_build_the_same_filesystem_and_config_as_docker_build() {
         if expected.exists() {
             let expected: serde_json::Value =
                 serde_json::from_str(&fs::read_to_string(&expected).unwrap()).unwrap();
-            for (path, content) in expected["files"].as_object().unwrap() {
-                let node = ours.tree.get(path.trim_start_matches('/'));
-                let got = node
-                    .and_then(|n| n.content.clone())
-                    .map(|c| String::from_utf8_lossy(&c).into_owned())
-                    .unwrap_or_default();
-                if got != content.as_str().unwrap() {
-                    failures.push(format!("{name}: {path} holds {got:?}, the reference gives {content}"));
-                }
-            }
-            if let Some(env) = expected.get("env").and_then(|e| e.as_array()) {
-                let have = hoist_cfg["Env"].as_array().cloned().unwrap_or_default();
-                for var in env {
-                    if !have.contains(var) {
-                        failures.push(format!("{name}: Env lacks {var}: {have:?}"));
-                    }
-                }
+            let ours_rows = history(&ours.config);
+            for problem in against_reference(&expected, &ours, &hoist_cfg, &ours_rows) {
+                failures.push(format!("{name}: {problem}"));
             }
             continue;
         }

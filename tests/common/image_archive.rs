@@ -14,7 +14,8 @@ use sha2::Digest as _;
 /// One path of an image's final filesystem, as the comparison sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
-    /// `dir`, `file size=… sha256=…`, `symlink -> …`, `char …`, `fifo`.
+    /// `dir`, `file size=… sha256=…` (with ` hardlink-of=PATH` for a hard
+    /// link in its layer), `symlink -> …`, `char …`, `fifo`.
     pub what: String,
     /// Permission bits.
     pub mode: u32,
@@ -194,6 +195,7 @@ pub fn apply(tree: &mut BTreeMap<String, Node>, layer: &[u8]) {
                 let mut linked =
                     tree.get(&target).cloned().unwrap_or_else(|| panic!("hard link to missing {target}"));
                 linked.mode = mode;
+                linked.what = format!("{} hardlink-of={target}", linked.what);
                 linked
             }
             tar::EntryType::Char => {
