@@ -50,6 +50,15 @@ pub enum SandboxError {
         /// Its error.
         message: String,
     },
+    /// A resource limit needs a cgroup that cannot be made or configured
+    /// here; the limit is never silently dropped.
+    #[error("{limit}: {reason}")]
+    Cgroup {
+        /// The limit (`memory limit`, `pids limit`, `cpus limit`).
+        limit: String,
+        /// Why no cgroup could carry it.
+        reason: String,
+    },
     /// A host-side step failed (fork, pipes, uid maps, …).
     #[error("sandbox: {context}: {source}")]
     Host {

@@ -12,10 +12,14 @@
 //!   process, joined by every sandbox and [`as_namespace_root`] helper); network
 //!   with only `lo` unless [`Network::Host`].
 //! - The process is pid 2 under the sandbox's own init, which reaps orphans and
-//!   kills what is left when it ends; it sees a pivoted root with `/proc`, a
-//!   minimal `/dev`, a read-only `/sys` and bound `/etc/hosts`, `resolv.conf` and
-//!   `hostname` that never land in the image; [`DEFAULT_CAPABILITIES`] and
-//!   no_new_privs.
+//!   kills what is left when it ends, or ([`SandboxSpec::init`] off, as `docker
+//!   run`) pid 1 itself; it sees a pivoted root with `/proc`, a minimal `/dev`,
+//!   a read-only `/sys` and bound `/etc/hosts`, `resolv.conf` and `hostname`
+//!   that never land in the image; [`DEFAULT_CAPABILITIES`] (or a
+//!   [`capability_mask`]) and no_new_privs.
+//! - For `hoist run`: [`Mount`]s (binds, volumes filled from the image, tmpfs),
+//!   a read-only root, [`Limits`] through a cgroup (`cgroup`: v2 or v1), a pty
+//!   made in the sandbox's devpts, [`Forwarding`] of the caller's signals.
 //! - Nothing outlives the call on the host (mount, process, temp file), even if
 //!   the caller is killed.
 //! - [`resolve_user`]: Docker's `--user` lookup in the image's passwd and group.
@@ -26,6 +30,7 @@
 //!   be mounted is the snapshot module's probe (`snapshot::overlay_supported`).
 
 mod capability;
+mod cgroup;
 mod error;
 mod init;
 mod process;
@@ -38,19 +43,27 @@ mod unshared;
 pub(crate) mod user;
 mod userns;
 
-pub use capability::{DEFAULT_CAPABILITIES, default_capability_mask};
+pub use capability::{DEFAULT_CAPABILITIES, capability_mask, capability_number, default_capability_mask};
 pub use error::SandboxError;
 pub use process::run;
 pub use spec::{
-    BindMount, ExitStatus, Network, Outcome, Output, OutputSink, Rlimit, RlimitResource, RootFs, SandboxSpec,
-    Stdin, Stream,
+    BindMount, ExitStatus, Forwarding, Limits, Mount, MountKind, Network, Outcome, Output, OutputSink,
+    Rlimit, RlimitResource, RootFs, SandboxSpec, StartHook, Stdin, Stream,
 };
 pub use unshared::{as_namespace_root, namespace_available};
-pub use user::{ResolvedUser, resolve_user};
+pub use user::{ResolvedUser, resolve_groups, resolve_user};
 
 /// Whether sandboxes need a user namespace; kept here for callers that
 /// ask the sandbox.
 pub use crate::idmap::rootless;
+
+/// Sends `signal` to process `pid`: how `hoist rm -f` ends a sandbox it does
+/// not run, by its pid 1 (the kernel then ends the whole namespace).
+pub fn kill(pid: i32, signal: i32) -> std::io::Result<()> {
+    let pid = sys::Pid::from_raw(pid).ok_or_else(|| std::io::Error::other("not a process id"))?;
+    let signal = sys::Signal::from_named_raw(signal).ok_or_else(|| std::io::Error::other("not a signal"))?;
+    sys::kill(pid, signal)
+}
 
 /// Overlayfs leaves `work/work` with mode 000; in a user namespace it is
 /// owned by the caller, who then could not delete it. Make it removable.

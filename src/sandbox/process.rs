@@ -2,9 +2,13 @@
 //!
 //! - Validate and prepare the spec, fork the tree (see `init`), write the id
 //!   maps of a rootless namespace.
+//! - Make the run's cgroups (see `cgroup`) before the fork, remove them after.
 //! - Poll a pidfd of the first child with the output, stdin and report pipes
-//!   until everything has ended; a timeout or cancellation is a SIGKILL to the
-//!   namespace's init.
+//!   (and, with a terminal, the pty's master and the caller's stdin; when
+//!   forwarding, the caller's caught signals) until everything has ended; a
+//!   timeout or cancellation is a SIGKILL to the namespace's init.
+//! - Forwarding: SIGTERM becomes the stop signal; after SIGTERM or SIGINT the
+//!   process has the stop timeout to end, a second one kills it at once.
 //! - Afterwards, remove the mount points the init had to create in the image.
 
 use std::io;
@@ -13,11 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use super::cgroup::Cgroups;
 use super::error::SandboxError;
 use super::init::{ChildFds, ProcessPlan, namespace_parent};
 use super::report::{Decoder, Message};
 use super::rootfs::RootPlan;
-use super::spec::{ExitStatus, Network, Outcome, Output, RootFs, SandboxSpec, Stdin, Stream};
+use super::spec::{
+    ExitStatus, MountKind, Network, Outcome, Output, RootFs, SandboxSpec, StartHook, Stdin, Stream,
+};
 use super::sys::{self, Forked, Pid, PollFd, PollFlags, Signal};
 use super::unshared;
 use super::userns;
@@ -66,9 +73,11 @@ fn validate(spec: &SandboxSpec) -> Result<(), SandboxError> {
     if spec.hostname.is_empty() || spec.hostname.len() > 64 {
         return bad(format!("hostname {:?} must have 1 to 64 bytes", spec.hostname));
     }
-    for m in &spec.mounts {
-        if !m.target.starts_with('/') || paths::descending(m.target.as_bytes()).is_none() {
-            return bad(format!("mount target {:?} must be absolute without ..", m.target));
+    let targets =
+        spec.mounts.iter().map(|m| &m.target).chain(spec.container_mounts.iter().map(|m| &m.target));
+    for target in targets {
+        if !target.starts_with('/') || paths::descending(target.as_bytes()).is_none() {
+            return bad(format!("mount target {target:?} must be absolute without .."));
         }
     }
     if let RootFs::Overlay { lower, .. } = &spec.root
@@ -110,8 +119,18 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     for m in &mut mounts {
         m.source = canonical(&m.source, "mount source")?;
     }
+    let mut container_mounts = spec.container_mounts.clone();
+    for m in &mut container_mounts {
+        if let MountKind::Bind { source } | MountKind::Volume { source, .. } = &mut m.kind {
+            *source = canonical(source, "mount source")?;
+        }
+    }
     let mut used = host_root_paths.clone();
     used.extend(mounts.iter().map(|m| m.source.clone()));
+    used.extend(container_mounts.iter().filter_map(|m| match &m.kind {
+        MountKind::Bind { source } | MountKind::Volume { source, .. } => Some(source.clone()),
+        MountKind::Tmpfs { .. } => None,
+    }));
     let staging = choose_staging(&used)?;
     let resolv_conf = match (&spec.resolv_conf, spec.network) {
         (Some(r), _) => r.clone(),
@@ -122,12 +141,21 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         root: root.clone(),
         staging,
         mounts,
+        container_mounts,
+        readonly_root: spec.readonly_root,
         hosts: spec.hosts.clone().unwrap_or_else(|| default_hosts(&spec.hostname)),
         resolv_conf,
         hostname: format!("{}\n", spec.hostname),
         userns: rootless,
         netns,
     };
+    let cgroups = Cgroups::create(&spec.limits)
+        .map_err(|e| SandboxError::Cgroup { limit: e.limit.to_string(), reason: e.reason })?;
+    // The caller's terminal, which a pty follows in size (and, as input, in raw mode).
+    let caller_stdin = rustix::stdio::stdin();
+    let caller_stdout = rustix::stdio::stdout();
+    let caller_terminal =
+        [caller_stdout, caller_stdin].into_iter().find(|fd| spec.tty && sys::is_terminal(fd));
     let proc_plan = ProcessPlan {
         argv: spec.argv.clone(),
         env: spec.env.clone(),
@@ -136,39 +164,75 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         rlimits: spec.rlimits.clone(),
         single_mapping: maps.as_ref().and_then(userns::single_mapping_reason),
         mapped_ids: maps.as_ref().filter(|m| !m.maps_only_root()).map(IdMap::container_ends),
+        capabilities: spec.capabilities,
+        group_add: spec.group_add.clone(),
+        init: spec.init,
+        tty: spec.tty.then(|| caller_terminal.and_then(sys::window_size)),
+        forward_signals: spec.forward_signals.is_some(),
+        cgroup_procs: cgroups.as_ref().map(|c| c.procs().to_vec()).unwrap_or_default(),
     };
 
     // Descriptors: the child ends are closed in the parent right after fork.
     let host = SandboxError::host;
     let devnull = || std::fs::File::options().read(true).write(true).open("/dev/null").map(OwnedFd::from);
-    let (stdin_child, mut stdin_writer, stdin_bytes) = match &spec.stdin {
-        Stdin::Null => (Some(devnull().map_err(|e| host("open /dev/null", e))?), None, Vec::new()),
-        Stdin::Inherit => (None, None, Vec::new()),
-        Stdin::Bytes(b) => {
+    // With a terminal the process's stdio is the pty: what it reads is
+    // written to the master here, what it writes is read from it.
+    let mut tty_input: Vec<u8> = Vec::new();
+    let mut copy_caller_stdin = false;
+    let (stdin_child, mut stdin_writer, stdin_bytes) = match (&spec.stdin, spec.tty) {
+        (Stdin::Null, false) => (Some(devnull().map_err(|e| host("open /dev/null", e))?), None, Vec::new()),
+        (Stdin::Inherit, false) => (None, None, Vec::new()),
+        (Stdin::Bytes(b), false) => {
             let (r, w) = sys::pipe().map_err(|e| host("stdin pipe", e))?;
             (Some(r), Some(w), b.clone())
         }
+        (Stdin::Null, true) => (None, None, Vec::new()),
+        (Stdin::Inherit, true) => {
+            copy_caller_stdin = true;
+            (None, None, Vec::new())
+        }
+        (Stdin::Bytes(b), true) => {
+            tty_input = b.clone();
+            (None, None, Vec::new())
+        }
     };
     let mut output = spec.output;
-    let (out_child, err_child, mut out_reader, mut err_reader) = match &output {
-        Output::Inherit => (None, None, None, None),
-        Output::Null => {
+    let (out_child, err_child, mut out_reader, mut err_reader) = match (&output, spec.tty) {
+        (_, true) | (Output::Inherit, false) => (None, None, None, None),
+        (Output::Null, false) => {
             let n = devnull().map_err(|e| host("open /dev/null", e))?;
             let n2 = n.try_clone().map_err(|e| host("dup", e))?;
             (Some(n), Some(n2), None, None)
         }
-        Output::Capture(_) => {
+        (Output::Capture(_), false) => {
             let (or, ow) = sys::pipe().map_err(|e| host("stdout pipe", e))?;
             let (er, ew) = sys::pipe().map_err(|e| host("stderr pipe", e))?;
             (Some(ow), Some(ew), Some(or), Some(er))
         }
+    };
+    let (mut console, console_child) = if spec.tty {
+        let (parent, child) = sys::socketpair().map_err(|e| host("console socket", e))?;
+        (Some(parent), Some(child))
+    } else {
+        (None, None)
+    };
+    let mut signals = match &spec.forward_signals {
+        Some(_) => Some(sys::catch_signals(sys::FORWARDED_SIGNALS).map_err(|e| host("catch signals", e))?),
+        None => None,
     };
     let (report_r, report_w) = sys::pipe().map_err(|e| host("report pipe", e))?;
     // Rootless, the sandbox joins the process's user namespace (made once,
     // with the subordinate ids mapped) and makes the others inside it.
     let userns =
         if rootless { Some(unshared::namespace().map_err(|e| host("user namespace", e))?) } else { None };
-    let fds = ChildFds { report: report_w, userns, stdin: stdin_child, stdout: out_child, stderr: err_child };
+    let fds = ChildFds {
+        report: report_w,
+        userns,
+        stdin: stdin_child,
+        stdout: out_child,
+        stderr: err_child,
+        console: console_child,
+    };
     let parent_pid = sys::getpid();
 
     // SAFETY: A runs `namespace_parent`, which leaves only through
@@ -184,6 +248,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     drop(fds);
 
     let mut sup = Supervisor::new(pid);
+    sup.on_start = spec.on_start;
 
     // Supervise: output, report, stdin and A's exit, until all have ended.
     let pidfd = sys::pidfd_open(pid).map_err(|e| host("pidfd_open", e));
@@ -194,6 +259,9 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     let mut a_exited = pidfd.is_err();
     let (mut timed_out, mut cancelled) = (false, false);
     let mut buf = vec![0u8; 64 * 1024];
+    let mut master: Option<OwnedFd> = None;
+    let mut raw_terminal: Option<RawTerminal> = None;
+    let mut stop_deadline: Option<Instant> = None;
     if let Some(w) = &stdin_writer {
         let _ = sys::set_nonblocking(w);
         if stdin_bytes.is_empty() {
@@ -201,7 +269,13 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
         }
     }
     loop {
-        if a_exited && out_reader.is_none() && err_reader.is_none() && report_r.is_none() {
+        if a_exited
+            && out_reader.is_none()
+            && err_reader.is_none()
+            && report_r.is_none()
+            && console.is_none()
+            && master.is_none()
+        {
             break;
         }
         if !timed_out && !cancelled {
@@ -214,26 +288,41 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
                 sup.kill_all();
             }
         }
+        if stop_deadline.is_some_and(|d| Instant::now() >= d) {
+            stop_deadline = None;
+            sup.kill_all();
+        }
         let mut wait: Option<Duration> = None;
+        let mut wait_until = |until: Instant| {
+            let left = until.saturating_duration_since(Instant::now());
+            let left = Duration::from_millis(left.as_millis().min(i32::MAX as u128) as u64 + 1);
+            wait = Some(wait.map_or(left, |w: Duration| w.min(left)));
+        };
         if !timed_out && !cancelled {
             if let Some(d) = deadline {
-                let left = d.saturating_duration_since(Instant::now());
-                wait = Some(Duration::from_millis(left.as_millis().min(i32::MAX as u128) as u64 + 1));
+                wait_until(d);
             }
             if spec.cancel.is_some() {
-                let tick = Duration::from_millis(20);
-                wait = Some(wait.map_or(tick, |w| w.min(tick)));
+                wait_until(Instant::now() + Duration::from_millis(20));
             }
         }
-        let watched: [(Option<BorrowedFd<'_>>, PollFlags); 5] = [
+        if let Some(d) = stop_deadline {
+            wait_until(d);
+        }
+        let master_events = if tty_input.is_empty() { PollFlags::IN } else { PollFlags::IN | PollFlags::OUT };
+        let watched: [(Option<BorrowedFd<'_>>, PollFlags); 9] = [
             (borrow(&out_reader), PollFlags::IN),
             (borrow(&err_reader), PollFlags::IN),
             (borrow(&report_r), PollFlags::IN),
             (borrow(&stdin_writer), PollFlags::OUT),
             (if a_exited { None } else { pidfd.as_ref().ok().map(OwnedFd::as_fd) }, PollFlags::IN),
+            (borrow(&console), PollFlags::IN),
+            (borrow(&master), master_events),
+            (if copy_caller_stdin && master.is_some() { Some(caller_stdin) } else { None }, PollFlags::IN),
+            (signals.as_ref().map(|(_, r)| r.as_fd()), PollFlags::IN),
         ];
         let mut polls: Vec<PollFd<'_>> = Vec::with_capacity(watched.len());
-        let mut slots = [None; 5];
+        let mut slots = [None; 9];
         for (slot, (fd, events)) in slots.iter_mut().zip(watched) {
             if let Some(fd) = fd {
                 *slot = Some(polls.len());
@@ -248,10 +337,10 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
             sup.reap();
             return Err(host("poll", e));
         }
-        let ready = slots.map(|slot| slot.is_some_and(|i| !polls[i].revents().is_empty()));
+        let ready = slots.map(|slot| slot.and_then(|i| Some(polls[i].revents()).filter(|r| !r.is_empty())));
         drop(polls);
         for (i, stream) in [(0, Stream::Stdout), (1, Stream::Stderr)] {
-            if !ready[i] {
+            if ready[i].is_none() {
                 continue;
             }
             let reader = if i == 0 { &mut out_reader } else { &mut err_reader };
@@ -264,7 +353,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
                 }
             }
         }
-        if ready[2] {
+        if ready[2].is_some() {
             match report_r.as_ref().map_or(Ok(0), |r| sys::read(r, &mut buf)) {
                 Ok(0) | Err(_) => report_r = None,
                 Ok(k) => {
@@ -274,7 +363,7 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
                 }
             }
         }
-        if ready[3] {
+        if ready[3].is_some() {
             match stdin_writer.as_ref().map_or(Ok(0), |w| sys::write(w, &stdin_bytes[stdin_pos..])) {
                 Ok(k) => {
                     stdin_pos += k;
@@ -286,12 +375,85 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
                 Err(_) => stdin_writer = None,
             }
         }
-        if ready[4] {
+        if ready[4].is_some() {
             a_exited = true;
             stdin_writer = None;
         }
+        if ready[5].is_some() {
+            // The pty's master, once; end of stream when the sandbox failed first.
+            if let Ok(Some(fd)) = console.as_ref().map_or(Ok(None), sys::recv_fd) {
+                let _ = sys::set_nonblocking(&fd);
+                if copy_caller_stdin && sys::is_terminal(caller_stdin) {
+                    raw_terminal = sys::make_raw(caller_stdin).ok().map(|saved| RawTerminal { saved });
+                }
+                master = Some(fd);
+            }
+            console = None;
+        }
+        if let Some(events) = ready[6] {
+            if events.contains(PollFlags::OUT) && !tty_input.is_empty() {
+                match master.as_ref().map_or(Ok(0), |m| sys::write(m, &tty_input)) {
+                    Ok(k) => {
+                        tty_input.drain(..k);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => tty_input.clear(),
+                }
+            }
+            if !(events & (PollFlags::IN | PollFlags::HUP | PollFlags::ERR)).is_empty() {
+                match master.as_ref().map_or(Ok(0), |m| sys::read(m, &mut buf)) {
+                    Ok(0) => master = None,
+                    Ok(k) => match &mut output {
+                        Output::Capture(sink) => sink(Stream::Stdout, &buf[..k]),
+                        Output::Inherit => {
+                            let _ = sys::write_all(caller_stdout, &buf[..k]);
+                        }
+                        Output::Null => {}
+                    },
+                    // EIO once every slave descriptor is closed.
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(_) => master = None,
+                }
+            }
+        }
+        if ready[7].is_some() {
+            match sys::read(caller_stdin, &mut buf) {
+                Ok(0) | Err(_) => copy_caller_stdin = false,
+                Ok(k) => tty_input.extend_from_slice(&buf[..k]),
+            }
+        }
+        if ready[8].is_some() {
+            let mut caught = [0u8; 64];
+            let n = signals.as_ref().map_or(Ok(0), |(_, r)| sys::read(r, &mut caught)).unwrap_or(0);
+            for &signal in &caught[..n] {
+                let signal = i32::from(signal);
+                if signal == libc_sig(Signal::WINCH) && spec.tty {
+                    if let (Some(m), Some(size)) = (&master, caller_terminal.and_then(sys::window_size)) {
+                        let _ = sys::set_window_size(m, size);
+                    }
+                    continue;
+                }
+                let stopping = signal == libc_sig(Signal::TERM) || signal == libc_sig(Signal::INT);
+                if stopping && stop_deadline.is_some() {
+                    // A second one: kill at once.
+                    sup.kill_all();
+                    continue;
+                }
+                let forwarding = spec.forward_signals.expect("signals are caught only to forward them");
+                let sent = if signal == libc_sig(Signal::TERM) { forwarding.stop_signal } else { signal };
+                if stopping {
+                    stop_deadline = Some(Instant::now() + forwarding.stop_timeout);
+                }
+                if !sup.signal(sent) && stopping {
+                    sup.kill_all();
+                }
+            }
+        }
     }
+    drop(raw_terminal);
+    drop(signals.take());
     let a_status = sup.reap();
+    drop(cgroups);
     sup.clean_mount_points(&root);
     if let RootFs::Overlay { work, .. } = &root {
         super::release_work_dir(work);
@@ -324,11 +486,27 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     })
 }
 
+fn libc_sig(signal: Signal) -> i32 {
+    signal.as_raw()
+}
+
+/// The caller's terminal in raw mode while a pty is attached; restored on drop.
+struct RawTerminal {
+    saved: sys::TerminalSettings,
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = sys::restore_terminal(rustix::stdio::stdin(), &self.saved);
+    }
+}
+
 /// The caller's view of the tree.
 struct Supervisor {
     a: Pid,
     a_reaped: bool,
     init: Option<Pid>,
+    on_start: Option<StartHook>,
     killed: bool,
     mount_points: Vec<PathBuf>,
     mount_points_removed: bool,
@@ -342,6 +520,7 @@ impl Supervisor {
             a,
             a_reaped: false,
             init: None,
+            on_start: None,
             killed: false,
             mount_points: Vec::new(),
             mount_points_removed: false,
@@ -356,6 +535,9 @@ impl Supervisor {
                 self.init = (p > 0).then(|| Pid::from_raw(p)).flatten();
                 if let Some(init) = self.init.filter(|_| self.killed) {
                     let _ = sys::kill(init, Signal::KILL);
+                }
+                if let (Some(hook), Some(init)) = (self.on_start.take(), self.init) {
+                    (hook.0)(init.as_raw_pid());
                 }
             }
             Message::MountPoint(p) => self.mount_points.push(p),
@@ -382,6 +564,15 @@ impl Supervisor {
             None => {
                 let _ = sys::kill(self.a, Signal::KILL);
             }
+        }
+    }
+
+    /// Sends `signal` to the sandbox's pid 1; `false` when it is not known yet.
+    fn signal(&self, signal: i32) -> bool {
+        // A is unreaped while this runs, so pid 1's pid is not reused.
+        match (self.init, Signal::from_named_raw(signal)) {
+            (Some(init), Some(signal)) if !self.killed => sys::kill(init, signal).is_ok(),
+            _ => false,
         }
     }
 

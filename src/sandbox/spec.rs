@@ -2,6 +2,9 @@
 //!
 //! - [`SandboxSpec`] with its [`RootFs`], [`Network`], [`BindMount`]s,
 //!   [`Rlimit`]s, [`Stdin`] and [`Output`].
+//! - What `hoist run` adds: [`Mount`]s (binds, volumes, tmpfs), [`Limits`]
+//!   through cgroups, a terminal, [`Forwarding`] of signals, the process as
+//!   pid 1, a [`StartHook`].
 //! - [`Outcome`] and [`ExitStatus`].
 
 use std::path::PathBuf;
@@ -48,6 +51,96 @@ pub struct BindMount {
     pub target: String,
     /// Mount read-only; otherwise writes inside the sandbox reach the host.
     pub readonly: bool,
+}
+
+/// A mount of `hoist run` besides the root: made after [`SandboxSpec::mounts`],
+/// shallowest target first, so `-v /data` and `--tmpfs /data/tmp` work in any order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute path inside the sandbox; made (as a directory, or a file for
+    /// a file source) when missing.
+    pub target: String,
+    /// What is mounted there.
+    pub kind: MountKind,
+    /// Mount it read-only.
+    pub readonly: bool,
+}
+
+/// What a [`Mount`] mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// A host file or directory, bound recursively.
+    Bind {
+        /// The host path.
+        source: PathBuf,
+    },
+    /// A host directory holding a volume, bound recursively. When it is
+    /// empty and the image has a directory at the target, that directory's
+    /// content, owners and modes are first copied into it, as Docker
+    /// initialises a volume.
+    Volume {
+        /// The volume's directory on the host.
+        source: PathBuf,
+        /// Copy the image's content into an empty volume first.
+        copy_up: bool,
+    },
+    /// A fresh tmpfs.
+    Tmpfs {
+        /// tmpfs's own options (`size=…,mode=…,uid=…,gid=…,nr_inodes=…`).
+        data: String,
+        /// Allow executing files from it (Docker's default is `noexec`).
+        exec: bool,
+        /// Honour set-user-ID bits (Docker's default is `nosuid`).
+        suid: bool,
+        /// Allow device files (Docker's default is `nodev`).
+        dev: bool,
+    },
+}
+
+/// Limits on the whole sandbox through a cgroup of its own (cgroup v2, or
+/// the v1 hierarchies holding each controller), created for the run and
+/// removed after it. `None` leaves a resource unlimited; with every field
+/// `None` no cgroup is made.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Limits {
+    /// Memory in bytes (`memory.max`, `memory.limit_in_bytes`).
+    pub memory: Option<u64>,
+    /// Memory plus swap in bytes; `Some(-1)` unlimited swap; `None` with
+    /// `memory` set is twice `memory`, as Docker does.
+    pub memory_swap: Option<i64>,
+    /// CPUs' worth of time per period (`cpu.max`, `cpu.cfs_quota_us`).
+    pub cpus: Option<f64>,
+    /// Processes and threads (`pids.max`); negative is unlimited.
+    pub pids: Option<i64>,
+}
+
+impl Limits {
+    /// Whether any limit is set, so that a cgroup is needed.
+    pub fn any(&self) -> bool {
+        self.memory.is_some() || self.memory_swap.is_some() || self.cpus.is_some() || self.pids.is_some()
+    }
+}
+
+/// Signals the caller receives while the process runs, passed on to it as
+/// `docker run` passes them (HUP, INT, QUIT, TERM, USR1, USR2, ALRM, CONT,
+/// and WINCH without a terminal; with one, WINCH resizes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarding {
+    /// What SIGTERM becomes: the image's `StopSignal` (`docker stop`'s signal).
+    pub stop_signal: i32,
+    /// After SIGTERM or SIGINT, how long the process may take to end before
+    /// the sandbox is killed; a second SIGTERM or SIGINT kills it at once.
+    pub stop_timeout: Duration,
+}
+
+/// Called once with the host pid of the sandbox's pid 1 (the process itself,
+/// or hoist's init with [`SandboxSpec::init`]): what `hoist rm -f` signals.
+pub struct StartHook(pub Box<dyn FnOnce(i32) + Send>);
+
+impl std::fmt::Debug for StartHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StartHook(..)")
+    }
 }
 
 /// A resource limit, applied to the process before exec.
@@ -229,11 +322,42 @@ pub struct SandboxSpec {
     pub output: Output,
     /// Set to `true` from any thread to kill the process tree.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// `hoist run`'s binds, volumes and tmpfs mounts (see [`Mount`]).
+    pub container_mounts: Vec<Mount>,
+    /// Mount the root read-only (the mounts above keep their own mode).
+    pub readonly_root: bool,
+    /// The capabilities the process keeps (bounding, permitted and effective
+    /// sets), as a mask of capability numbers; [`default_capability_mask`](super::default_capability_mask)
+    /// by default.
+    pub capabilities: u64,
+    /// Supplementary groups besides the user's: names from the image's
+    /// `/etc/group` or numeric ids (`--group-add`).
+    pub group_add: Vec<String>,
+    /// Run hoist's init as pid 1, the process as pid 2 under it (RUN, and
+    /// `hoist run --init`): orphans are reaped, and everything is killed when
+    /// the process ends. Without it the process is pid 1 itself, as in
+    /// `docker run`.
+    pub init: bool,
+    /// Give the process a terminal: a pseudo-terminal made in the sandbox's
+    /// own devpts as its stdin, stdout and stderr. Output arrives as
+    /// [`Stream::Stdout`]; [`Stdin::Inherit`] copies the caller's input to it,
+    /// in raw mode while it runs when that is a terminal, whose window size
+    /// the pty follows.
+    pub tty: bool,
+    /// Pass the signals the caller receives on to the process (see
+    /// [`Forwarding`]); the caller's handlers are restored afterwards. Only
+    /// one run in a process at a time should forward.
+    pub forward_signals: Option<Forwarding>,
+    /// Limits through a cgroup.
+    pub limits: Limits,
+    /// Told the host pid of pid 1 once the sandbox is up.
+    pub on_start: Option<StartHook>,
 }
 
 impl SandboxSpec {
     /// A spec running `argv` as root in `/`, hostname `hoist`, no network,
-    /// no timeout, stdin from `/dev/null`, output inherited.
+    /// no timeout, stdin from `/dev/null`, output inherited, under hoist's
+    /// init, with Docker's default capabilities and no other limits.
     pub fn new(root: RootFs, argv: Vec<String>) -> Self {
         SandboxSpec {
             root,
@@ -251,6 +375,15 @@ impl SandboxSpec {
             stdin: Stdin::Null,
             output: Output::Inherit,
             cancel: None,
+            container_mounts: Vec::new(),
+            readonly_root: false,
+            capabilities: super::default_capability_mask(),
+            group_add: Vec::new(),
+            init: true,
+            tty: false,
+            forward_signals: None,
+            limits: Limits::default(),
+            on_start: None,
         }
     }
 }

@@ -3,15 +3,19 @@
 //! - rustix's safe wrappers wherever rustix has the call (mounts, pivot_root,
 //!   namespaces, pipes, capabilities, credentials, limits, openat2, poll…).
 //! - Raw libc only where rustix has no safe form: fork, exec, waiting with
-//!   `__WALL`, signal dispositions, `close_range`, `kill(-1)` and the
-//!   interface-flags ioctl; each `unsafe` block says why it is sound.
+//!   `__WALL`, signal dispositions and handlers (the parent-death notice,
+//!   the caller's forwarding, the init's forwarding), `close_range`,
+//!   `kill(-1)` and the interface-flags ioctl; each `unsafe` block says why
+//!   it is sound.
+//! - Terminals (a pty in the sandbox's devpts, raw mode, window sizes) and
+//!   passing a descriptor over a socket, through rustix.
 //! - The only file of the sandbox that names libc.
 
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 pub(crate) use rustix::event::{PollFd, PollFlags};
@@ -239,6 +243,174 @@ pub(crate) fn parent_died() -> bool {
     PARENT_DIED.load(Ordering::SeqCst)
 }
 
+/// The parent-death check of an init that keeps its parent's pipe (see
+/// [`watch_parent_pipe`]): the signal came, or the pipe already hung up.
+pub(crate) fn parent_gone() -> bool {
+    parent_died() || parent_pipe_hung_up()
+}
+
+/// The read end of a pipe only the init's parent holds open, when the init
+/// keeps it (see [`watch_parent_pipe`]); -1 otherwise.
+static LIFE_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+/// Has the init tell its parent's death from a forwarded SIGUSR1 by `life`,
+/// a pipe whose write end only the parent holds: it hangs up when the
+/// parent is gone. The descriptor stays open for the init's life.
+pub(crate) fn watch_parent_pipe(life: OwnedFd) {
+    use std::os::fd::IntoRawFd;
+    LIFE_PIPE.store(life.into_raw_fd(), Ordering::SeqCst);
+}
+
+/// Whether the pipe of [`watch_parent_pipe`] hung up; poll is
+/// async-signal-safe, so handlers may ask.
+fn parent_pipe_hung_up() -> bool {
+    let fd = LIFE_PIPE.load(Ordering::SeqCst);
+    if fd < 0 {
+        return false;
+    }
+    let mut poll = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: `poll` is one live pollfd; poll takes no other pointer.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready > 0 && poll.revents & (libc::POLLHUP | libc::POLLERR) != 0
+}
+
+/// The host-visible pid the init forwards signals to (its child, pid 2);
+/// 0 before there is one.
+static FORWARD_TO: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_forwarded_signal(signal: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    if signal == libc::SIGUSR1 && parent_pipe_hung_up() {
+        PARENT_DIED.store(true, Ordering::SeqCst);
+        return;
+    }
+    let pid = FORWARD_TO.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill takes no pointers and is async-signal-safe.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+/// The signals `hoist run` passes on: what `docker run`'s signal proxy
+/// passes, less those the kernel raises for faults, and SIGCHLD.
+pub(crate) const FORWARDED_SIGNALS: &[i32] = &[
+    libc::SIGHUP,
+    libc::SIGINT,
+    libc::SIGQUIT,
+    libc::SIGTERM,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGALRM,
+    libc::SIGCONT,
+    libc::SIGWINCH,
+];
+
+/// Makes the init pass every signal of [`FORWARDED_SIGNALS`] on to `child`
+/// the moment it arrives (from the handler itself, so none is lost between
+/// a check and a wait). SIGUSR1 is also the parent-death notice: the
+/// handler tells the two apart by the pipe of [`watch_parent_pipe`]. No
+/// SA_RESTART, so a wait is interrupted.
+pub(crate) fn forward_signals_to(child: Pid) -> io::Result<()> {
+    FORWARD_TO.store(child.as_raw_pid(), Ordering::SeqCst);
+    for &signal in FORWARDED_SIGNALS {
+        install_handler(signal, on_forwarded_signal)?;
+    }
+    Ok(())
+}
+
+/// Installs `handler` (SA_SIGINFO, nothing blocked, no SA_RESTART) for `signal`.
+fn install_handler(
+    signal: libc::c_int,
+    handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void),
+) -> io::Result<()> {
+    // SAFETY: an all-zero sigaction is a valid value of the plain C struct.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler as *const () as usize;
+    action.sa_flags = libc::SA_SIGINFO;
+    // SAFETY: sigemptyset writes the live set it is given; sigaction reads
+    // the live `action`, whose handlers use only async-signal-safe calls
+    // and atomics.
+    let r = unsafe {
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(signal, &action, std::ptr::null_mut())
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The write end of the caller's signal pipe while signals are caught.
+static CAUGHT_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_caught_signal(signal: libc::c_int) {
+    let fd = CAUGHT_PIPE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let byte = signal as u8;
+        // SAFETY: write is async-signal-safe and reads one live byte; a full
+        // pipe drops the signal (the pipe is non-blocking).
+        unsafe { libc::write(fd, (&byte as *const u8).cast(), 1) };
+    }
+}
+
+/// The caller's handlers while [`catch_signals`] holds; restored on drop.
+pub(crate) struct CaughtSignals {
+    previous: Vec<(libc::c_int, libc::sigaction)>,
+    _pipe: OwnedFd,
+}
+
+/// Catches `signals` in this (the calling) process until the guard drops:
+/// each one that arrives is written, as a byte, to the returned pipe's read
+/// end, which a poll loop can watch. Process-wide: one guard at a time.
+pub(crate) fn catch_signals(signals: &[i32]) -> io::Result<(CaughtSignals, OwnedFd)> {
+    let (read, write) = pipe()?;
+    set_nonblocking(&read)?;
+    set_nonblocking(&write)?;
+    CAUGHT_PIPE.store(write.as_raw_fd(), Ordering::SeqCst);
+    let mut guard = CaughtSignals { previous: Vec::new(), _pipe: write };
+    for &signal in signals {
+        // SAFETY: an all-zero sigaction is a valid value of the plain C struct.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: as above, for the previous action's buffer.
+        let mut previous: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = on_caught_signal as *const () as usize;
+        action.sa_flags = libc::SA_RESTART;
+        // SAFETY: sigemptyset writes the live set; sigaction reads the live
+        // `action` and writes the live `previous`; the handler only writes
+        // to a pipe, which is async-signal-safe.
+        let r = unsafe {
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, &mut previous)
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        guard.previous.push((signal, previous));
+    }
+    Ok((guard, read))
+}
+
+impl Drop for CaughtSignals {
+    fn drop(&mut self) {
+        for (signal, previous) in self.previous.drain(..).rev() {
+            // SAFETY: sigaction reads the live action saved when catching began.
+            unsafe { libc::sigaction(signal, &previous, std::ptr::null_mut()) };
+        }
+        CAUGHT_PIPE.store(-1, Ordering::SeqCst);
+    }
+}
+
+/// Asks for SIGKILL when the parent dies, and exits at once if it already
+/// has, as told by the pipe of [`watch_parent_pipe`]: the last step of a
+/// process that is about to exec as the sandbox's pid 1. (A change of
+/// credentials clears the request, so it comes after setuid.)
+pub(crate) fn die_with_parent_now() -> io::Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+    if parent_pipe_hung_up() {
+        exit_now(1);
+    }
+    Ok(())
+}
+
 /// Default dispositions for every signal and an empty signal mask: the
 /// caller may ignore SIGPIPE (Rust does) or block signals, and ignored
 /// dispositions and the mask survive exec.
@@ -437,6 +609,20 @@ pub(crate) fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
     Ok(rustix::fs::chown(path, Some(uid), Some(gid))?)
 }
 
+/// Gives `path` (a symlink itself, not its target) to `uid` and `gid`.
+pub(crate) fn lchown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    let (uid, gid) = (rustix::fs::Uid::from_raw(uid), rustix::fs::Gid::from_raw(gid));
+    Ok(rustix::fs::chownat(rustix::fs::CWD, path, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)?)
+}
+
+/// Sets the access and modification times (seconds, nanoseconds) of `path`,
+/// a symlink itself rather than its target.
+pub(crate) fn set_times_nofollow(path: &Path, atime: (i64, i64), mtime: (i64, i64)) -> io::Result<()> {
+    let time = |(tv_sec, tv_nsec): (i64, i64)| rustix::fs::Timespec { tv_sec, tv_nsec };
+    let times = rustix::fs::Timestamps { last_access: time(atime), last_modification: time(mtime) };
+    Ok(rustix::fs::utimensat(rustix::fs::CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)?)
+}
+
 /// Makes every mount below `/` private, recursively: nothing mounted from
 /// now on propagates to the host, and no host mount event reaches here.
 pub(crate) fn make_mounts_private() -> io::Result<()> {
@@ -573,6 +759,135 @@ pub(crate) fn remove_empty_at(dir: impl AsFd, name: &Path) -> io::Result<()> {
         _ => return Ok(()),
     };
     Ok(rustix::fs::unlinkat(&dir, name, flags)?)
+}
+
+// --- Terminals -----------------------------------------------------------------
+
+/// A terminal's window size: rows and columns.
+pub(crate) type WindowSize = (u16, u16);
+
+/// A new pseudo-terminal from `/dev/ptmx` of this mount namespace (the
+/// sandbox's own devpts): its master, unlocked, and its slave, opened
+/// through the master (no path lookup), both close-on-exec.
+pub(crate) fn open_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::pty::OpenptFlags;
+    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    rustix::pty::unlockpt(&master)?;
+    let slave = rustix::pty::ioctl_tiocgptpeer(&master, OpenptFlags::RDWR | OpenptFlags::NOCTTY)?;
+    Ok((master, slave))
+}
+
+/// Makes the terminal `fd` this session's controlling terminal.
+pub(crate) fn set_controlling_terminal(fd: impl AsFd) -> io::Result<()> {
+    Ok(rustix::process::ioctl_tiocsctty(fd)?)
+}
+
+/// Gives the open file `fd` to `uid` and `gid`.
+pub(crate) fn fchown(fd: impl AsFd, uid: u32, gid: u32) -> io::Result<()> {
+    let (uid, gid) = (rustix::fs::Uid::from_raw(uid), rustix::fs::Gid::from_raw(gid));
+    Ok(rustix::fs::fchown(fd, Some(uid), Some(gid))?)
+}
+
+/// Whether `fd` is a terminal.
+pub(crate) fn is_terminal(fd: impl AsFd) -> bool {
+    rustix::termios::isatty(fd)
+}
+
+/// The window size of the terminal `fd`, if it is one and has a size.
+pub(crate) fn window_size(fd: impl AsFd) -> Option<WindowSize> {
+    let size = rustix::termios::tcgetwinsize(fd).ok()?;
+    (size.ws_row > 0 && size.ws_col > 0).then_some((size.ws_row, size.ws_col))
+}
+
+/// Sets the window size of the terminal `fd` (on a pty master, the kernel
+/// then sends SIGWINCH to the slave's foreground process group).
+pub(crate) fn set_window_size(fd: impl AsFd, (rows, cols): WindowSize) -> io::Result<()> {
+    let size = rustix::termios::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    Ok(rustix::termios::tcsetwinsize(fd, size)?)
+}
+
+/// A terminal's settings, as saved before raw mode.
+pub(crate) type TerminalSettings = rustix::termios::Termios;
+
+/// Puts the terminal `fd` in raw mode (as cfmakeraw) and returns the
+/// settings to restore.
+pub(crate) fn make_raw(fd: impl AsFd) -> io::Result<TerminalSettings> {
+    use rustix::termios::OptionalActions;
+    let saved = rustix::termios::tcgetattr(&fd)?;
+    let mut raw = saved.clone();
+    raw.make_raw();
+    rustix::termios::tcsetattr(&fd, OptionalActions::Now, &raw)?;
+    Ok(saved)
+}
+
+/// Restores settings [`make_raw`] saved.
+pub(crate) fn restore_terminal(fd: impl AsFd, settings: &TerminalSettings) -> io::Result<()> {
+    Ok(rustix::termios::tcsetattr(fd, rustix::termios::OptionalActions::Now, settings)?)
+}
+
+/// Sends `fd` over the Unix socket `socket`, with one byte of data.
+pub(crate) fn send_fd(socket: impl AsFd, fd: BorrowedFd<'_>) -> io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let fds = [fd];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(socket, &[io::IoSlice::new(b"T")], &mut control, SendFlags::NOSIGNAL)?;
+    Ok(())
+}
+
+/// Receives a descriptor [`send_fd`] sent; `None` at end of stream or when
+/// the message carried none.
+pub(crate) fn recv_fd(socket: impl AsFd) -> io::Result<Option<OwnedFd>> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut byte = [0u8; 1];
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = loop {
+        match rustix::net::recvmsg(
+            &socket,
+            &mut [io::IoSliceMut::new(&mut byte)],
+            &mut control,
+            RecvFlags::CMSG_CLOEXEC,
+        ) {
+            Err(Errno::INTR) => {}
+            other => break other?,
+        }
+    };
+    if received.bytes == 0 {
+        return Ok(None);
+    }
+    let mut found = None;
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            for fd in fds {
+                found.get_or_insert(fd);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Writes `content` to the existing file `path` (a cgroup control file:
+/// one write, no truncation, no creation).
+pub(crate) fn write_control_file(path: &Path, content: &str) -> io::Result<()> {
+    let fd = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())?;
+    write_all(&fd, content.as_bytes())
+}
+
+/// Whether this process may write to `path` (`access(W_OK)`, real ids).
+pub(crate) fn writable(path: &Path) -> bool {
+    rustix::fs::access(path, rustix::fs::Access::WRITE_OK).is_ok()
+}
+
+/// Whether `path` belongs to this process's effective user.
+pub(crate) fn owned_by_me(path: &Path) -> bool {
+    rustix::fs::stat(path).is_ok_and(|s| s.st_uid == rustix::process::geteuid().as_raw())
+}
+
+/// Removes the empty directory `path` (a cgroup: `rmdir` only).
+pub(crate) fn remove_dir(path: &Path) -> io::Result<()> {
+    Ok(rustix::fs::unlinkat(rustix::fs::CWD, path, AtFlags::REMOVEDIR)?)
 }
 
 /// Brings up `lo` in this network namespace. rustix has no interface-flags

@@ -64,6 +64,12 @@ pub(crate) trait Syscall {
     fn remove_dir(&self, path: &Path) -> io::Result<()>;
     /// What is at `path`, following a last symlink when `follow`.
     fn node(&self, path: &Path, follow: bool) -> Option<Node>;
+    /// Whether `path` (symlinks followed) is a directory with nothing in it.
+    fn is_empty_dir(&self, path: &Path) -> bool;
+    /// Copies what directory `from` holds into directory `to` (owners,
+    /// modes and times kept; devices, fifos and sockets left out) and gives
+    /// `to` the owner and mode of `from`.
+    fn copy_tree(&self, from: &Path, to: &Path) -> io::Result<()>;
 }
 
 /// The kernel's own operations.
@@ -152,6 +158,55 @@ impl Syscall for LinuxSyscall {
             Node::Other
         })
     }
+
+    fn is_empty_dir(&self, path: &Path) -> bool {
+        std::fs::read_dir(path).is_ok_and(|mut entries| entries.next().is_none())
+    }
+
+    fn copy_tree(&self, from: &Path, to: &Path) -> io::Result<()> {
+        copy_dir_contents(from, to)?;
+        copy_owner_and_mode(from, to)
+    }
+}
+
+/// Copies the entries of `from` into `to`, depth first; a directory's times
+/// are set once it is filled.
+fn copy_dir_contents(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (source, dest) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            std::fs::DirBuilder::new().mode(0o700).create(&dest)?;
+            copy_dir_contents(&source, &dest)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&source)?, &dest)?;
+        } else if kind.is_file() {
+            std::fs::copy(&source, &dest)?;
+        } else if kind.is_block_device() || kind.is_char_device() || kind.is_fifo() || kind.is_socket() {
+            continue;
+        }
+        copy_owner_and_mode(&source, &dest)?;
+    }
+    Ok(())
+}
+
+/// Gives `dest` the owner, mode and times of `source`, never following a
+/// last symlink (a symlink's mode is not its own to set).
+fn copy_owner_and_mode(source: &Path, dest: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let metadata = std::fs::symlink_metadata(source)?;
+    sys::lchown(dest, metadata.uid(), metadata.gid())?;
+    if !metadata.file_type().is_symlink() {
+        // After the chown, which clears set-user-ID and set-group-ID bits.
+        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(metadata.mode() & 0o7777))?;
+    }
+    sys::set_times_nofollow(
+        dest,
+        (metadata.atime(), metadata.atime_nsec()),
+        (metadata.mtime(), metadata.mtime_nsec()),
+    )
 }
 
 #[cfg(test)]
@@ -182,6 +237,7 @@ mod recording {
         CreateFile { path: PathBuf, mode: u32 },
         WriteFile { path: PathBuf, content: Vec<u8> },
         Symlink { target: PathBuf, link: PathBuf },
+        CopyTree { from: PathBuf, to: PathBuf },
         RemoveFile(PathBuf),
         RemoveDir(PathBuf),
     }
@@ -387,6 +443,16 @@ mod recording {
                 Some(Node::Symlink) if follow => None,
                 node => node,
             }
+        }
+
+        fn is_empty_dir(&self, path: &Path) -> bool {
+            let nodes = self.nodes.borrow();
+            nodes.get(path) == Some(&Node::Dir) && !nodes.keys().any(|p| p != path && p.starts_with(path))
+        }
+
+        fn copy_tree(&self, from: &Path, to: &Path) -> io::Result<()> {
+            self.record(Call::CopyTree { from: from.into(), to: to.into() });
+            Ok(())
         }
     }
 }

@@ -141,3 +141,25 @@ pub fn resolve_user(root: &Path, user: &str) -> Result<ResolvedUser, SandboxErro
     additional_gids.insert(0, gid);
     Ok(ResolvedUser { uid, gid, additional_gids, home, name })
 }
+
+/// The ids of `--group-add` groups: numbers as they are, names from
+/// `root/etc/group` (symlinks resolved inside `root`).
+pub fn resolve_groups(root: &Path, groups: &[String]) -> Result<Vec<u32>, SandboxError> {
+    let mut file = None;
+    groups
+        .iter()
+        .map(|group| match group.parse::<u32>() {
+            Ok(gid) => Ok(gid),
+            Err(_) => {
+                if file.is_none() {
+                    file = Some(parse_group(&read_image_file(root, "etc/group")?));
+                }
+                file.iter()
+                    .flatten()
+                    .find(|e| e.name == *group)
+                    .map(|e| e.gid)
+                    .ok_or_else(|| SandboxError::UnknownGroup(group.clone()))
+            }
+        })
+        .collect()
+}

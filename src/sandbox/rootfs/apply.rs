@@ -128,6 +128,10 @@ fn apply_step(s: &MountStep, sys: &impl Syscall, points: &mut MountPoints) -> Re
         MountStep::RemoveFile { path } => step(&at("remove", path), sys.remove_file(path)),
         MountStep::RemoveDir { path } => step(&at("remove", path), sys.remove_dir(path)),
         MountStep::Symlink { target, link } => step(&at("symlink", link), sys.symlink(target, link)),
+        MountStep::CopyTree { from, to } => step(
+            &format!("copy the image's {} into its empty volume", from.display()),
+            sys.copy_tree(from, to),
+        ),
         MountStep::RequireDirectory { path, what } => match sys.node(path, false) {
             Some(node) if node != Node::Dir => Err(SandboxError::Setup {
                 step: format!("mount {what}"),
@@ -147,6 +151,7 @@ fn apply_step(s: &MountStep, sys: &impl Syscall, points: &mut MountPoints) -> Re
             let holds = match condition {
                 Condition::Exists(path) => sys.node(path, true).is_some(),
                 Condition::IsDir(path) => sys.node(path, true) == Some(Node::Dir),
+                Condition::IsEmptyDir(path) => sys.is_empty_dir(path),
             };
             if holds { apply(steps, sys, points) } else { Ok(()) }
         }
@@ -430,6 +435,8 @@ mod tests {
             root: RootFs::Dir("/images/app".into()),
             staging: "/mnt".into(),
             mounts: vec![BindMount { source: "/host/data".into(), target: "/data".into(), readonly: true }],
+            container_mounts: Vec::new(),
+            readonly_root: false,
             hosts: String::new(),
             resolv_conf: String::new(),
             hostname: "hoist\n".into(),
@@ -474,5 +481,27 @@ mod tests {
                 Call::RemoveDir("/etc".into()),
             ]
         );
+    }
+
+    #[test]
+    fn an_empty_volume_is_filled_and_a_full_one_is_left_alone() {
+        use crate::sandbox::spec::{Mount, MountKind};
+        for (filled, copies) in [(false, 1), (true, 0)] {
+            let sys = RecordingSyscall::with_dirs(&["/mnt", "/data", "/dev/.hoist-oldroot/v"]);
+            if filled {
+                sys.nodes.borrow_mut().insert("/dev/.hoist-oldroot/v/old".into(), Node::File(1));
+            }
+            let reports = Reports::new();
+            let mut points = MountPoints::new(reports.writer.as_fd());
+            let mounts = [Mount {
+                target: "/data".into(),
+                kind: MountKind::Volume { source: "/v".into(), copy_up: true },
+                readonly: false,
+            }];
+            let steps = super::super::plan::container_mounts(&mounts);
+            apply(&steps, &sys, &mut points).unwrap();
+            let copied = sys.calls().iter().filter(|c| matches!(c, Call::CopyTree { .. })).count();
+            assert_eq!(copied, copies, "volume filled: {filled}");
+        }
     }
 }

@@ -3,7 +3,10 @@
 //! - [`RootPlan`]: what the init needs, prepared by the caller.
 //! - `plan`: the pure function from a [`RootPlan`] to the ordered mount
 //!   steps (the root as a bind or an overlay, the pivot, `/dev`, `/proc`, a
-//!   read-only `/sys`, extra binds, the `/etc` files Docker gives a container).
+//!   read-only `/sys`, extra binds, `hoist run`'s binds, volumes (copied up
+//!   from the image when empty) and tmpfs, the `/etc` files Docker gives a
+//!   container), and the steps after the process's working directory is
+//!   made (a read-only root).
 //! - `apply`: runs the steps through a [`Syscall`](super::syscall::Syscall),
 //!   recording the [`MountPoints`] it had to make in the image.
 //! - [`setup`]: both, with the kernel's own operations.
@@ -17,7 +20,7 @@ use std::path::PathBuf;
 pub(crate) use apply::MountPoints;
 
 use super::error::SandboxError;
-use super::spec::{BindMount, RootFs};
+use super::spec::{BindMount, Mount, RootFs};
 use super::syscall::LinuxSyscall;
 
 /// A failed operation as a [`SandboxError::Setup`] naming the step.
@@ -31,6 +34,9 @@ pub(crate) struct RootPlan {
     /// A host directory the init covers with its staging tmpfs.
     pub staging: PathBuf,
     pub mounts: Vec<BindMount>,
+    /// `hoist run`'s mounts, sources already canonical host paths.
+    pub container_mounts: Vec<Mount>,
+    pub readonly_root: bool,
     pub hosts: String,
     pub resolv_conf: String,
     pub hostname: String,
@@ -45,6 +51,12 @@ pub(crate) struct RootPlan {
 /// the `/etc` files, and the old root is detached.
 pub(crate) fn setup(plan: &RootPlan, points: &mut MountPoints) -> Result<(), SandboxError> {
     apply::apply(&plan::mount_steps(plan), &LinuxSyscall, points)
+}
+
+/// What is left once the process's working directory exists: the root made
+/// read-only if asked.
+pub(crate) fn finish(plan: &RootPlan, points: &mut MountPoints) -> Result<(), SandboxError> {
+    apply::apply(&plan::finishing_steps(plan), &LinuxSyscall, points)
 }
 
 #[cfg(test)]

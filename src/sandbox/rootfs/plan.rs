@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::RootPlan;
 use crate::paths;
-use crate::sandbox::spec::RootFs;
+use crate::sandbox::spec::{Mount, MountKind, RootFs};
 use crate::sandbox::sys::MountFlags;
 
 /// Where the old root stays reachable between pivot_root and its detach;
@@ -55,6 +55,8 @@ pub(crate) enum Condition {
     Exists(PathBuf),
     /// A directory is at the path (symlinks followed).
     IsDir(PathBuf),
+    /// An empty directory is at the path (symlinks followed).
+    IsEmptyDir(PathBuf),
 }
 
 /// The overlay root, in both forms a kernel may accept.
@@ -118,6 +120,12 @@ pub(crate) enum MountStep {
         target: PathBuf,
         link: PathBuf,
     },
+    /// Copies what directory `from` holds into directory `to`, owners,
+    /// modes and times kept, and gives `to` the owner and mode of `from`.
+    CopyTree {
+        from: PathBuf,
+        to: PathBuf,
+    },
     /// Fails when something other than a directory is at `path` (no
     /// symlink followed); `what` names it in the error.
     RequireDirectory {
@@ -161,6 +169,7 @@ pub(crate) fn mount_steps(plan: &RootPlan) -> Vec<MountStep> {
     steps.extend(proc());
     steps.extend(sys(plan.netns));
     steps.extend(extra_binds(plan));
+    steps.extend(container_mounts(&plan.container_mounts));
     steps.extend(etc_files(plan));
     let old = PathBuf::from(OLD_ROOT);
     steps.push(MountStep::Detach { target: old.clone() });
@@ -330,6 +339,78 @@ fn extra_binds(plan: &RootPlan) -> Vec<MountStep> {
     steps
 }
 
+/// The steps once the process's working directory is made in the root: a
+/// read-only root is remounted so last.
+pub(crate) fn finishing_steps(plan: &RootPlan) -> Vec<MountStep> {
+    if plan.readonly_root { vec![MountStep::RemountReadonly { target: "/".into() }] } else { Vec::new() }
+}
+
+/// Where a host path is reached from inside, between the pivot and the
+/// detach of the old root.
+fn through_old_root(host: &Path) -> PathBuf {
+    Path::new(OLD_ROOT).join(host.strip_prefix("/").unwrap_or(host))
+}
+
+/// `hoist run`'s mounts, shallowest target first (a stable sort, as Docker
+/// sorts mounts), each on a mount point made where missing.
+pub(super) fn container_mounts(mounts: &[Mount]) -> Vec<MountStep> {
+    let mut ordered: Vec<(PathBuf, &Mount)> = mounts
+        .iter()
+        .map(|m| {
+            // Validated: absolute, without `..`.
+            let rel = paths::descending(m.target.as_bytes()).unwrap_or_default();
+            (PathBuf::from(OsStr::from_bytes(&rel)), m)
+        })
+        .collect();
+    ordered.sort_by_key(|(rel, _)| rel.components().count());
+    let mut steps = Vec::new();
+    for (rel, mount) in ordered {
+        let target = Path::new("/").join(&rel);
+        let point = |kind| MountStep::MountPoint { root: "/".into(), rel: rel.clone(), kind };
+        match &mount.kind {
+            MountKind::Bind { source } => {
+                let source = through_old_root(source);
+                steps.push(point(MountPointKind::LikeSource(source.clone())));
+                steps.push(MountStep::Bind { source, target: target.clone(), recursive: true });
+            }
+            MountKind::Volume { source, copy_up } => {
+                let source = through_old_root(source);
+                if *copy_up {
+                    steps.push(MountStep::When {
+                        condition: Condition::IsDir(target.clone()),
+                        steps: vec![MountStep::When {
+                            condition: Condition::IsEmptyDir(source.clone()),
+                            steps: vec![MountStep::CopyTree { from: target.clone(), to: source.clone() }],
+                        }],
+                    });
+                }
+                steps.push(point(MountPointKind::Dir));
+                steps.push(MountStep::Bind { source, target: target.clone(), recursive: true });
+            }
+            MountKind::Tmpfs { data, exec, suid, dev } => {
+                let mut flags = MountFlags::empty();
+                for (allowed, flag) in
+                    [(exec, MountFlags::NOEXEC), (suid, MountFlags::NOSUID), (dev, MountFlags::NODEV)]
+                {
+                    if !allowed {
+                        flags |= flag;
+                    }
+                }
+                if mount.readonly {
+                    flags |= MountFlags::RDONLY;
+                }
+                steps.push(point(MountPointKind::Dir));
+                steps.push(tmpfs(&target, flags, data));
+                continue;
+            }
+        }
+        if mount.readonly {
+            steps.push(MountStep::RemountReadonly { target });
+        }
+    }
+    steps
+}
+
 /// `/etc/hosts`, `resolv.conf` and `hostname`, bound from files written in
 /// the private `/dev` tmpfs, which they leave once the bind holds them: they
 /// never land in the image.
@@ -409,6 +490,8 @@ mod tests {
             root,
             staging: "/mnt".into(),
             mounts: Vec::new(),
+            container_mounts: Vec::new(),
+            readonly_root: false,
             hosts: "127.0.0.1\tlocalhost\n".into(),
             resolv_conf: "# none\n".into(),
             hostname: "hoist\n".into(),
@@ -719,5 +802,89 @@ mod tests {
             let point_flat = flatten(&steps).iter().position(|s| *s == &steps[point]).unwrap();
             assert!(point_flat < mounted, "{target}");
         }
+    }
+
+    fn mount(target: &str, kind: MountKind, readonly: bool) -> Mount {
+        Mount { target: target.into(), kind, readonly }
+    }
+
+    fn volume(source: &str, copy_up: bool) -> MountKind {
+        MountKind::Volume { source: source.into(), copy_up }
+    }
+
+    #[test]
+    fn container_mounts_are_made_shallowest_first_after_the_binds() {
+        let mut plan = dir_plan();
+        plan.mounts = vec![BindMount { source: "/b".into(), target: "/b".into(), readonly: false }];
+        plan.container_mounts = vec![
+            mount("/data/cache", volume("/v/cache", false), false),
+            mount("/data", MountKind::Bind { source: "/host/data".into() }, false),
+        ];
+        let steps = mount_steps(&plan);
+        let at = |target: &str| position(&steps, |s| mount_target(s) == Some(Path::new(target)));
+        assert!(at("/b") < at("/data") && at("/data") < at("/data/cache"));
+        assert!(at("/data/cache") < at("/etc/hosts"));
+    }
+
+    #[test]
+    fn an_empty_volume_is_filled_from_the_image_before_it_is_bound() {
+        let mut plan = dir_plan();
+        plan.container_mounts = vec![mount("/var/lib/app", volume("/store/volumes/v/_data", true), false)];
+        let steps = mount_steps(&plan);
+        let bind = position(&steps, |s| mount_target(s) == Some(Path::new("/var/lib/app")));
+        let source = Path::new(OLD_ROOT).join("store/volumes/v/_data");
+        let copy = MountStep::When {
+            condition: Condition::IsDir("/var/lib/app".into()),
+            steps: vec![MountStep::When {
+                condition: Condition::IsEmptyDir(source.clone()),
+                steps: vec![MountStep::CopyTree { from: "/var/lib/app".into(), to: source.clone() }],
+            }],
+        };
+        assert_eq!(steps[bind - 2], copy);
+        assert_eq!(
+            steps[bind - 1],
+            MountStep::MountPoint { root: "/".into(), rel: "var/lib/app".into(), kind: MountPointKind::Dir }
+        );
+        assert_eq!(steps[bind], MountStep::Bind { source, target: "/var/lib/app".into(), recursive: true });
+    }
+
+    #[test]
+    fn a_volume_without_copy_up_and_a_bind_are_never_filled() {
+        let mut plan = dir_plan();
+        plan.container_mounts = vec![
+            mount("/a", volume("/v/a", false), false),
+            mount("/b", MountKind::Bind { source: "/host/b".into() }, true),
+        ];
+        let steps = mount_steps(&plan);
+        assert!(!flatten(&steps).iter().any(|s| matches!(s, MountStep::CopyTree { .. })));
+        let bind = position(&steps, |s| mount_target(s) == Some(Path::new("/b")));
+        assert_eq!(steps[bind + 1], MountStep::RemountReadonly { target: "/b".into() });
+    }
+
+    #[test]
+    fn a_tmpfs_gets_dockers_noexec_nosuid_nodev_unless_asked_otherwise() {
+        let mut plan = dir_plan();
+        let tmpfs = |exec| MountKind::Tmpfs { data: "size=1m".into(), exec, suid: false, dev: false };
+        plan.container_mounts = vec![mount("/run", tmpfs(false), false), mount("/x", tmpfs(true), true)];
+        let steps = mount_steps(&plan);
+        let flags_of = |target: &str| {
+            steps.iter().find_map(|s| match s {
+                MountStep::Mount { fstype: "tmpfs", target: t, flags, data } if t == Path::new(target) => {
+                    Some((*flags, data.clone()))
+                }
+                _ => None,
+            })
+        };
+        assert_eq!(flags_of("/run"), Some((NOSUID_NODEV_NOEXEC, "size=1m".to_string())));
+        assert_eq!(flags_of("/x").unwrap().0, MountFlags::NOSUID | MountFlags::NODEV | MountFlags::RDONLY);
+    }
+
+    #[test]
+    fn a_read_only_root_is_remounted_only_after_the_working_directory_exists() {
+        let mut plan = dir_plan();
+        assert!(finishing_steps(&plan).is_empty());
+        plan.readonly_root = true;
+        assert!(!mount_steps(&plan).iter().any(|s| *s == MountStep::RemountReadonly { target: "/".into() }));
+        assert_eq!(finishing_steps(&plan), [MountStep::RemountReadonly { target: "/".into() }]);
     }
 }
