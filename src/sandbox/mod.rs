@@ -47,8 +47,8 @@ pub use capability::{DEFAULT_CAPABILITIES, capability_mask, capability_number, d
 pub use error::SandboxError;
 pub use process::run;
 pub use spec::{
-    BindMount, ExitStatus, Forwarding, Limits, Mount, MountKind, Network, Outcome, Output, OutputSink,
-    Rlimit, RlimitResource, RootFs, SandboxSpec, StartHook, Stdin, Stream,
+    BindMount, ExitStatus, FileContent, Forwarding, Limits, Mount, MountKind, Network, Outcome, Output,
+    OutputSink, Rlimit, RlimitResource, RootFs, SandboxSpec, StartHook, Stdin, Stream,
 };
 pub use unshared::{as_namespace_root, namespace_available};
 pub use user::{ResolvedUser, resolve_groups, resolve_user};

@@ -121,15 +121,26 @@ pub fn run(spec: SandboxSpec) -> Result<Outcome, SandboxError> {
     }
     let mut container_mounts = spec.container_mounts.clone();
     for m in &mut container_mounts {
-        if let MountKind::Bind { source } | MountKind::Volume { source, .. } = &mut m.kind {
-            *source = canonical(source, "mount source")?;
+        match &mut m.kind {
+            MountKind::Bind { source } | MountKind::Volume { source, .. } => {
+                *source = canonical(source, "mount source")?;
+            }
+            MountKind::Overlay { lower, upper, work } => {
+                for layer in lower.iter_mut() {
+                    *layer = canonical(layer, "mount layer")?;
+                }
+                *upper = canonical(upper, "mount upper dir")?;
+                *work = canonical(work, "mount work dir")?;
+            }
+            MountKind::File { .. } | MountKind::Tmpfs { .. } => {}
         }
     }
     let mut used = host_root_paths.clone();
     used.extend(mounts.iter().map(|m| m.source.clone()));
-    used.extend(container_mounts.iter().filter_map(|m| match &m.kind {
-        MountKind::Bind { source } | MountKind::Volume { source, .. } => Some(source.clone()),
-        MountKind::Tmpfs { .. } => None,
+    used.extend(container_mounts.iter().flat_map(|m| match &m.kind {
+        MountKind::Bind { source } | MountKind::Volume { source, .. } => vec![source.clone()],
+        MountKind::Overlay { lower, upper, work } => lower.iter().chain([upper, work]).cloned().collect(),
+        MountKind::File { .. } | MountKind::Tmpfs { .. } => Vec::new(),
     }));
     let staging = choose_staging(&used)?;
     let resolv_conf = match (&spec.resolv_conf, spec.network) {

@@ -53,7 +53,7 @@ pub struct BindMount {
     pub readonly: bool,
 }
 
-/// A mount of `hoist run` besides the root: made after [`SandboxSpec::mounts`],
+/// A mount besides the root (`hoist run`'s, RUN's): made after [`SandboxSpec::mounts`],
 /// shallowest target first, so `-v /data` and `--tmpfs /data/tmp` work in any order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -84,6 +84,29 @@ pub enum MountKind {
         /// Copy the image's content into an empty volume first.
         copy_up: bool,
     },
+    /// A tree of unpacked layers under a writable layer, as an overlay
+    /// (RUN's bind mounts: what the step writes is discarded with `upper`).
+    Overlay {
+        /// The layer dirs, top first.
+        lower: Vec<PathBuf>,
+        /// Where writes land.
+        upper: PathBuf,
+        /// Overlayfs's work dir, empty, on `upper`'s filesystem.
+        work: PathBuf,
+    },
+    /// A file whose content is held in memory only: written into a tmpfs of
+    /// the sandbox's own and bound at the target, never on disk (RUN's
+    /// secrets).
+    File {
+        /// The content.
+        content: FileContent,
+        /// Its owner.
+        uid: u32,
+        /// Its group.
+        gid: u32,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// A fresh tmpfs.
     Tmpfs {
         /// tmpfs's own options (`size=…,mode=…,uid=…,gid=…,nr_inodes=…`).
@@ -95,6 +118,16 @@ pub enum MountKind {
         /// Allow device files (Docker's default is `nodev`).
         dev: bool,
     },
+}
+
+/// The content of a [`MountKind::File`]; `Debug` does not show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FileContent(pub Vec<u8>);
+
+impl std::fmt::Debug for FileContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FileContent({} bytes)", self.0.len())
+    }
 }
 
 /// Limits on the whole sandbox through a cgroup of its own (cgroup v2, or
@@ -322,7 +355,8 @@ pub struct SandboxSpec {
     pub output: Output,
     /// Set to `true` from any thread to kill the process tree.
     pub cancel: Option<Arc<AtomicBool>>,
-    /// `hoist run`'s binds, volumes and tmpfs mounts (see [`Mount`]).
+    /// `hoist run`'s binds, volumes and tmpfs mounts, and RUN's mounts
+    /// (overlays, in-memory files; see [`Mount`]).
     pub container_mounts: Vec<Mount>,
     /// Mount the root read-only (the mounts above keep their own mode).
     pub readonly_root: bool,

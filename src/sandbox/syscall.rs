@@ -7,7 +7,7 @@
 //!   filesystem, and fails the calls a test tells it to.
 
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use super::sys::{self, FsconfigError, MountFlags};
@@ -70,6 +70,8 @@ pub(crate) trait Syscall {
     /// modes and times kept; devices, fifos and sockets left out) and gives
     /// `to` the owner and mode of `from`.
     fn copy_tree(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Gives `path` (no symlink followed) an owner and a mode.
+    fn set_owner(&self, path: &Path, uid: u32, gid: u32, mode: u32) -> io::Result<()>;
 }
 
 /// The kernel's own operations.
@@ -167,6 +169,11 @@ impl Syscall for LinuxSyscall {
         copy_dir_contents(from, to)?;
         copy_owner_and_mode(from, to)
     }
+
+    fn set_owner(&self, path: &Path, uid: u32, gid: u32, mode: u32) -> io::Result<()> {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7777))
+    }
 }
 
 /// Copies the entries of `from` into `to`, depth first; a directory's times
@@ -238,6 +245,7 @@ mod recording {
         WriteFile { path: PathBuf, content: Vec<u8> },
         Symlink { target: PathBuf, link: PathBuf },
         CopyTree { from: PathBuf, to: PathBuf },
+        SetOwner { path: PathBuf, uid: u32, gid: u32, mode: u32 },
         RemoveFile(PathBuf),
         RemoveDir(PathBuf),
     }
@@ -452,6 +460,11 @@ mod recording {
 
         fn copy_tree(&self, from: &Path, to: &Path) -> io::Result<()> {
             self.record(Call::CopyTree { from: from.into(), to: to.into() });
+            Ok(())
+        }
+
+        fn set_owner(&self, path: &Path, uid: u32, gid: u32, mode: u32) -> io::Result<()> {
+            self.record(Call::SetOwner { path: path.into(), uid, gid, mode });
             Ok(())
         }
     }

@@ -122,8 +122,9 @@ fn apply_step(s: &MountStep, sys: &impl Syscall, points: &mut MountPoints) -> Re
         MountStep::Overlay(overlay) => mount_overlay(sys, overlay),
         MountStep::Mkdir { path, mode } => step(&at("mkdir", path), sys.mkdir(path, *mode)),
         MountStep::CreateFile { path, mode } => step(&at("create", path), sys.create_file(path, *mode)),
-        MountStep::WriteFile { path, content } => {
-            step(&at("write", path), sys.write_file(path, content.as_bytes()))
+        MountStep::WriteFile { path, content } => step(&at("write", path), sys.write_file(path, content)),
+        MountStep::SetOwner { path, uid, gid, mode } => {
+            step(&at("set the owner of", path), sys.set_owner(path, *uid, *gid, *mode))
         }
         MountStep::RemoveFile { path } => step(&at("remove", path), sys.remove_file(path)),
         MountStep::RemoveDir { path } => step(&at("remove", path), sys.remove_dir(path)),
@@ -498,7 +499,7 @@ mod tests {
                 kind: MountKind::Volume { source: "/v".into(), copy_up: true },
                 readonly: false,
             }];
-            let steps = super::super::plan::container_mounts(&mounts);
+            let steps = super::super::plan::container_mounts(&mounts, false);
             apply(&steps, &sys, &mut points).unwrap();
             let copied = sys.calls().iter().filter(|c| matches!(c, Call::CopyTree { .. })).count();
             assert_eq!(copied, copies, "volume filled: {filled}");

@@ -108,7 +108,14 @@ pub(crate) enum MountStep {
     },
     WriteFile {
         path: PathBuf,
-        content: String,
+        content: Vec<u8>,
+    },
+    /// Gives a file an owner and a mode (no symlink followed).
+    SetOwner {
+        path: PathBuf,
+        uid: u32,
+        gid: u32,
+        mode: u32,
     },
     RemoveFile {
         path: PathBuf,
@@ -169,7 +176,7 @@ pub(crate) fn mount_steps(plan: &RootPlan) -> Vec<MountStep> {
     steps.extend(proc());
     steps.extend(sys(plan.netns));
     steps.extend(extra_binds(plan));
-    steps.extend(container_mounts(&plan.container_mounts));
+    steps.extend(container_mounts(&plan.container_mounts, plan.userns));
     steps.extend(etc_files(plan));
     let old = PathBuf::from(OLD_ROOT);
     steps.push(MountStep::Detach { target: old.clone() });
@@ -353,7 +360,7 @@ fn through_old_root(host: &Path) -> PathBuf {
 
 /// `hoist run`'s mounts, shallowest target first (a stable sort, as Docker
 /// sorts mounts), each on a mount point made where missing.
-pub(super) fn container_mounts(mounts: &[Mount]) -> Vec<MountStep> {
+pub(super) fn container_mounts(mounts: &[Mount], userns: bool) -> Vec<MountStep> {
     let mut ordered: Vec<(PathBuf, &Mount)> = mounts
         .iter()
         .map(|m| {
@@ -364,7 +371,21 @@ pub(super) fn container_mounts(mounts: &[Mount]) -> Vec<MountStep> {
         .collect();
     ordered.sort_by_key(|(rel, _)| rel.components().count());
     let mut steps = Vec::new();
-    for (rel, mount) in ordered {
+    // In-memory files are written into a tmpfs of their own, which leaves
+    // once the binds hold them.
+    let files: Vec<usize> = mounts
+        .iter()
+        .filter_map(
+            |m| if let MountKind::File { content, .. } = &m.kind { Some(content.0.len()) } else { None },
+        )
+        .collect();
+    let files_dir = PathBuf::from(FILES_DIR);
+    if !files.is_empty() {
+        let size = files.iter().map(|len| len.div_ceil(4096) * 4096 + 4096).sum::<usize>();
+        steps.push(MountStep::Mkdir { path: files_dir.clone(), mode: 0o700 });
+        steps.push(tmpfs(&files_dir, NOSUID_NODEV_NOEXEC, &format!("mode=0700,size={size}")));
+    }
+    for (n, (rel, mount)) in ordered.into_iter().enumerate() {
         let target = Path::new("/").join(&rel);
         let point = |kind| MountStep::MountPoint { root: "/".into(), rel: rel.clone(), kind };
         match &mount.kind {
@@ -387,6 +408,26 @@ pub(super) fn container_mounts(mounts: &[Mount]) -> Vec<MountStep> {
                 steps.push(point(MountPointKind::Dir));
                 steps.push(MountStep::Bind { source, target: target.clone(), recursive: true });
             }
+            MountKind::Overlay { lower, upper, work } => {
+                let lower: Vec<PathBuf> = lower.iter().map(|l| through_old_root(l)).collect();
+                steps.push(point(MountPointKind::Dir));
+                steps.push(MountStep::Overlay(overlay_mount(
+                    &lower,
+                    &through_old_root(upper),
+                    &through_old_root(work),
+                    &target,
+                    userns,
+                )));
+                // The classic mount works from the layers' parent.
+                steps.push(MountStep::Chdir { path: "/".into() });
+            }
+            MountKind::File { content, uid, gid, mode } => {
+                let source = files_dir.join(n.to_string());
+                steps.push(MountStep::WriteFile { path: source.clone(), content: content.0.clone() });
+                steps.push(MountStep::SetOwner { path: source.clone(), uid: *uid, gid: *gid, mode: *mode });
+                steps.push(point(MountPointKind::File));
+                steps.push(MountStep::Bind { source, target: target.clone(), recursive: false });
+            }
             MountKind::Tmpfs { data, exec, suid, dev } => {
                 let mut flags = MountFlags::empty();
                 for (allowed, flag) in
@@ -408,8 +449,16 @@ pub(super) fn container_mounts(mounts: &[Mount]) -> Vec<MountStep> {
             steps.push(MountStep::RemountReadonly { target });
         }
     }
+    if !files.is_empty() {
+        steps.push(MountStep::Detach { target: files_dir.clone() });
+        steps.push(MountStep::RemoveDir { path: files_dir });
+    }
     steps
 }
+
+/// Where in-memory files are written before they are bound: in the
+/// sandbox's private `/dev`, on a tmpfs of their own.
+const FILES_DIR: &str = "/dev/.hoist-files";
 
 /// `/etc/hosts`, `resolv.conf` and `hostname`, bound from files written in
 /// the private `/dev` tmpfs, which they leave once the bind holds them: they
@@ -420,7 +469,7 @@ fn etc_files(plan: &RootPlan) -> Vec<MountStep> {
         let source = PathBuf::from(format!("/dev/.hoist-{name}"));
         let rel = Path::new("etc").join(name);
         steps.extend([
-            MountStep::WriteFile { path: source.clone(), content: content.clone() },
+            MountStep::WriteFile { path: source.clone(), content: content.clone().into_bytes() },
             MountStep::MountPoint { root: "/".into(), rel: rel.clone(), kind: MountPointKind::File },
             MountStep::Bind { source: source.clone(), target: Path::new("/").join(rel), recursive: false },
             MountStep::RemoveFile { path: source },
@@ -777,7 +826,7 @@ mod tests {
         assert_eq!(
             steps[bind - 2..=bind + 1],
             [
-                MountStep::WriteFile { path: source.clone(), content: "127.0.0.1\tlocalhost\n".into() },
+                MountStep::WriteFile { path: source.clone(), content: b"127.0.0.1\tlocalhost\n".to_vec() },
                 MountStep::MountPoint {
                     root: "/".into(),
                     rel: "etc/hosts".into(),
